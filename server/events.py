@@ -177,17 +177,27 @@ class EventHub:
         logger.debug("emitted %s for %s", "removed" if item.status is None else "status", item.rec_id)
 
     async def _welcome(self, item: _Welcome) -> None:
-        if item.auth.get("all", True) is not False:
-            await self.sio.enter_room(item.sid, ALL_ROOM)
+        everything = item.auth.get("all", True) is not False
         seqs = item.auth.get("seqs")
-        if not isinstance(seqs, dict):
-            recordings = sort_newest_first(list(self.view.values()))
-            await self.sio.emit("snapshot", {"recordings": recordings}, to=item.sid)
-            return
-        missed = [s for s in self.view.values() if seqs.get(s["id"]) != s["seq"]]
+        if everything:
+            await self.sio.enter_room(item.sid, ALL_ROOM)
+            if not isinstance(seqs, dict):
+                recordings = sort_newest_first(list(self.view.values()))
+                await self.sio.emit("snapshot", {"recordings": recordings}, to=item.sid)
+                return
+        known: dict[str, Any] = seqs if isinstance(seqs, dict) else {}
+        if not everything:
+            # A client of single rooms resumes the rooms it names, no others.
+            for rec_id in known:
+                if isinstance(rec_id, str) and is_valid_id(rec_id):
+                    await self.sio.enter_room(item.sid, room_of(rec_id))
+        candidates = self.view.values() if everything else (
+            self.view[r] for r in known if r in self.view
+        )
+        missed = [s for s in candidates if known.get(s["id"]) != s["seq"]]
         for status in sort_newest_first(missed):
             await self.sio.emit("status", status, to=item.sid)
-        gone = sorted(rec_id for rec_id in seqs if rec_id not in self.view)
+        gone = sorted(r for r in known if isinstance(r, str) and r not in self.view)
         for rec_id in gone:
             await self.sio.emit("removed", {"id": rec_id}, to=item.sid)
         await self.sio.emit(

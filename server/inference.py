@@ -13,6 +13,7 @@ import math
 import queue
 import re
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self, TypeVar, cast
 
 import cv2
+import numpy as np
 
 from . import offline
 from .errors import BadRequestError, InvalidUploadError, ModelError, SignwatchError
@@ -269,6 +271,7 @@ class YoloDetector:
         self._model = model
         self._tracker_cfg = _tracker_config(options.tracker)
         self._tracker: Any = None
+        self._warm_up()
         self.reset()
         logger.info("loaded %s on %s (%s)", weights.name, options.device, backend)
 
@@ -282,6 +285,12 @@ class YoloDetector:
         from ultralytics.trackers.byte_tracker import BYTETracker
 
         self._tracker = BYTETracker(self._tracker_cfg)  # type: ignore[no-untyped-call]
+
+    def _warm_up(self) -> None:
+        # The first predict builds the predictor (and compiles exports); do it
+        # now so a run's wall time and first progress report exclude it.
+        blank = np.zeros((self._options.imgsz, self._options.imgsz, 3), np.uint8)
+        self.predict([blank])
 
     def predict(self, frames: Sequence[Frame]) -> list[Any]:
         """Return ultralytics' raw `Boxes` of each frame (no tracking)."""
@@ -559,7 +568,15 @@ def _load_yolo(path: Path) -> Any:
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     try:
-        return YOLO(str(path), task="detect")
+        if path.suffix != ".pt":
+            return YOLO(str(path), task="detect")
+        # Ultralytics rewrites any '*yolov5n.pt' path to '*yolov5nu.pt' before
+        # opening it, even when the file exists (checks.check_yolov5u_filename),
+        # so our 'signwatch-yolov5n.pt' is opened through a neutral alias.
+        with tempfile.TemporaryDirectory(prefix="signwatch-") as tmp:
+            alias = Path(tmp) / "weights.pt"
+            alias.symlink_to(path.resolve())
+            return YOLO(str(alias), task="detect")
     except Exception as exc:
         raise ModelError(f"Weights {str(path)!r} could not be loaded: {exc}.") from exc
 
@@ -600,11 +617,12 @@ def _export(weights: Path, backend: str, imgsz: int, export_dir: Path | None) ->
         copy = scratch / f"{key}.pt"
         shutil.copyfile(weights, copy)
         logger.info("exporting %s to %s (once)", weights.name, backend)
-        out = Path(
-            _load_yolo(copy).export(
-                format=backend, imgsz=imgsz, dynamic=True, simplify=False
-            )
+        # onnxslim is not a dependency, so ONNX exports skip simplification.
+        extra = {"simplify": False} if backend == "onnx" else {}
+        exported = _load_yolo(copy).export(
+            format=backend, imgsz=imgsz, dynamic=True, **extra
         )
+        out = Path(exported)
         if not target.exists():
             out.rename(target)
     except SignwatchError:

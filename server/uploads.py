@@ -23,6 +23,7 @@ from werkzeug.sansio.multipart import Epilogue, Field, File, MultipartDecoder, N
 from . import video
 from .config import Settings
 from .errors import BadRequestError, InvalidUploadError, UploadTooLargeError
+from .inference import InferenceOptions
 from .recordings import Status, new_id, new_status, write_status_file
 
 logger = logging.getLogger(__name__)
@@ -31,8 +32,7 @@ FILE_FIELD = "file"
 STAGING_PREFIX = ".upload-"
 _MAX_FIELD_BYTES = 1024
 _SAFE_EXT = re.compile(r"\.[a-z0-9]{1,10}")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+_OPTION_FIELDS = {"imgsz", "conf", "stride", "batch", "annotate"}
 
 
 @dataclass
@@ -158,51 +158,20 @@ def _extension(name: str) -> str:
 
 def parse_options(fields: dict[str, str], settings: Settings) -> dict[str, Any]:
     """Inference options of an upload: form fields over the server defaults."""
-    options: dict[str, Any] = {
-        "imgsz": settings.imgsz,
-        "conf": settings.conf,
-        "stride": settings.stride,
-        "batch": settings.batch,
-        "device": settings.device,
-        "annotate": False,
-    }
-    parsers = {"imgsz": int, "conf": float, "stride": int, "batch": int}
-    for key, text in fields.items():
-        if key == "annotate":
-            options[key] = _parse_bool(key, text)
-        elif key in parsers:
-            try:
-                options[key] = parsers[key](text)
-            except ValueError:
-                raise BadRequestError(f"Field {key!r} must be a number, got {text!r}.") from None
-        else:
-            raise BadRequestError(
-                f"Unknown form field {key!r}; expected {FILE_FIELD!r}, "
-                "'imgsz', 'conf', 'stride', 'batch' or 'annotate'."
-            )
-    _check_range(options)
-    return options
-
-
-def _parse_bool(key: str, text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise BadRequestError(f"Field {key!r} must be true or false, got {text!r}.")
-
-
-def _check_range(options: dict[str, Any]) -> None:
-    imgsz, conf = options["imgsz"], options["conf"]
-    if not (32 <= imgsz <= 1920 and imgsz % 32 == 0):
-        raise BadRequestError(f"Field 'imgsz' must be a multiple of 32 in 32..1920, got {imgsz!r}.")
-    if not 0.0 < conf < 1.0:
-        raise BadRequestError(f"Field 'conf' must be between 0 and 1, got {conf!r}.")
-    if not 1 <= options["stride"] <= 1000:
-        raise BadRequestError(f"Field 'stride' must be in 1..1000, got {options['stride']!r}.")
-    if not 1 <= options["batch"] <= 64:
-        raise BadRequestError(f"Field 'batch' must be in 1..64, got {options['batch']!r}.")
+    unknown = sorted(set(fields) - _OPTION_FIELDS)
+    if unknown:
+        raise BadRequestError(
+            f"Unknown form field {unknown[0]!r}; expected {FILE_FIELD!r} and "
+            f"optionally {sorted(_OPTION_FIELDS)!r}."
+        )
+    base = InferenceOptions(
+        imgsz=settings.imgsz,
+        conf=settings.conf,
+        stride=settings.stride,
+        batch=settings.batch,
+        device=settings.device,
+    )
+    return InferenceOptions.from_form(fields, base).as_dict()
 
 
 def remove_stale_staging(root: Path) -> int:

@@ -33,6 +33,7 @@ export class LiveLink {
    * @param {(response: Response) => void} [options.onPollRefused] A 4xx answer.
    * @param {(socket: object) => void} [options.onConnect] After each (re)connect.
    * @param {(state: string, lastUpdate: Date|null) => void} [options.onState]
+   * @param {string} [options.etag] ETag of the data already shown.
    */
   constructor(options) {
     this.io = options.io;
@@ -57,7 +58,8 @@ export class LiveLink {
     this._retryTimer = null;
     this._polling = false;
     this._failures = 0;
-    this._etag = null;
+    // The ETag of the data the page was rendered with, if the server gave one.
+    this._etag = options.etag ?? null;
   }
 
   /** Opens the socket; the fallback starts on the first failure. */

@@ -253,8 +253,10 @@ function main() {
     auth: () => ({ all: false, seqs: { [page.id]: Number(page.status.seq ?? 0) } }),
     handlers: {
       snapshot: (body) => {
+        // With {all: false} a snapshot may hold only subscribed rooms, so a
+        // missing entry proves nothing; deletion arrives as `removed` or a 404.
         const mine = ((body && body.recordings) ?? []).find((r) => r.id === page.id);
-        if (mine) page.apply(mine); else page.markDeleted();
+        if (mine) page.apply(mine);
       },
       status: (body) => page.apply(body),
       removed: (body) => {

@@ -7,6 +7,7 @@ import { RecordingStore } from './store.js';
 import { fillRow } from './rows.js';
 import { formatCount, isActive, stateLabel } from './format.js';
 import { setupUpload } from './upload.js';
+import { readJsonScript } from './dom.js';
 
 const FILTERS = Object.freeze({
   all: () => true,
@@ -199,9 +200,11 @@ function main() {
   if (filter.value !== 'all') list.setFilter(filter.value);
   if (order.value !== 'newest') list.setOrder(order.value);
 
+  const boot = readJsonScript('boot') ?? {};
   const link = startLive({
     io,
     auth: () => ({ seqs: list.store.seqs() }),
+    etag: typeof boot.etag === 'string' ? boot.etag : null,
     handlers: {
       snapshot: (body) => list.applyAll(body && body.recordings),
       status: (status) => list.applyStatus(status),

@@ -1,0 +1,33 @@
+"""Shared fixtures: a real server on loopback with its own recordings root."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from support import LiveServer, start_server
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Start real servers (`python -m server`); each is stopped after the test."""
+    started: list[LiveServer] = []
+
+    def start(root: Path | None = None, **env: str) -> LiveServer:
+        root = root or tmp_path / "recordings"
+        root.mkdir(parents=True, exist_ok=True)
+        server = start_server(root, tmp_path / "server.log", **env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(server_factory: Callable[..., LiveServer]) -> LiveServer:
+    """A real server with the fake detector and an empty recordings root."""
+    return server_factory()
