@@ -174,10 +174,10 @@ def _add_api_routes(app: Quart, services: Services) -> None:
     @app.get("/api/recordings")
     async def list_recordings() -> Response:
         etag = services.store.etag()
-        if etag in request.if_none_match:
-            return Response(status=304, headers={"ETag": etag})
+        if request.if_none_match.contains(etag):
+            return Response(status=304, headers={"ETag": f'"{etag}"'})
         response = jsonify(recordings=services.store.all())
-        response.headers["ETag"] = etag
+        response.set_etag(etag)
         response.headers["Cache-Control"] = "no-cache"
         return response
 

@@ -61,11 +61,11 @@ class StatusStore:
         return self._sorted
 
     def etag(self) -> str:
-        """A validator that changes whenever any recording changes."""
+        """An (unquoted) entity tag that changes whenever any recording changes."""
         digest = hashlib.blake2s(
             f"{self._boot}:{self._generation}".encode(), digest_size=8
         ).hexdigest()
-        return f'"{digest}"'
+        return digest
 
     def apply(self, status: Status) -> bool:
         """Take a freshly read status; return True if it changed anything.

@@ -31,3 +31,14 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 def live_server(server_factory: Callable[..., LiveServer]) -> LiveServer:
     """A real server with the fake detector and an empty recordings root."""
     return server_factory()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One real server for a whole module of read-mostly tests."""
+    base = tmp_path_factory.mktemp("shared")
+    root = base / "recordings"
+    root.mkdir()
+    server = start_server(root, base / "server.log")
+    yield server
+    server.stop()

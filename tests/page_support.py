@@ -49,9 +49,11 @@ _HOP_HEADERS = {
     "proxy-connection",
     "transfer-encoding",
     "upgrade",
-    "host",
     "content-length",
 }
+# Kept from the browser's request: Host, so the server sees the browser's
+# origin as its own (as behind any reverse proxy), and Origin.
+_WS_HEADERS = {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"}
 
 
 # Status files
@@ -248,6 +250,7 @@ class SocketBlockingProxy:
         self.blocked = False
         self.log = ProxyLog()
         self._sockets: set[web.WebSocketResponse] = set()
+        self._bridges: set[asyncio.Task[Any]] = set()
         self._session: aiohttp.ClientSession | None = None
         self._runner: web.AppRunner | None = None
         self._thread = _ThreadLoop("proxy")
@@ -278,6 +281,8 @@ class SocketBlockingProxy:
 
     async def _stop(self) -> None:
         await self._close_sockets()
+        for task in list(self._bridges):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
         if self._session is not None:
@@ -315,35 +320,49 @@ class SocketBlockingProxy:
     async def _bridge(self, request: web.Request) -> web.WebSocketResponse:
         assert self._session is not None
         client = web.WebSocketResponse()
-        await client.prepare(request)
+        try:
+            await client.prepare(request)
+        except ConnectionError:
+            return client
         self._sockets.add(client)
         url = "ws" + self.upstream.removeprefix("http") + request.path_qs
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in _HOP_HEADERS | _WS_HEADERS
+        }
+        pumps: list[asyncio.Task[Any]] = []
         try:
-            async with self._session.ws_connect(url) as server:
+            async with self._session.ws_connect(url, headers=headers) as server:
                 pumps = [
                     asyncio.create_task(_pump(client, server)),
                     asyncio.create_task(_pump(server, client)),
                 ]
-                _, pending = await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-                for task in pending:
-                    task.cancel()
-        except aiohttp.ClientError:
+                self._bridges.update(pumps)
+                await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        except (aiohttp.ClientError, ConnectionError):
             pass
         finally:
+            for task in pumps:
+                task.cancel()
+                self._bridges.discard(task)
             self._sockets.discard(client)
             await client.close()
         return client
 
 
 async def _pump(source: Any, target: Any) -> None:
-    async for message in source:
-        if message.type == aiohttp.WSMsgType.TEXT:
-            await target.send_str(message.data)
-        elif message.type == aiohttp.WSMsgType.BINARY:
-            await target.send_bytes(message.data)
-        else:
-            break
-    await target.close()
+    try:
+        async for message in source:
+            if message.type == aiohttp.WSMsgType.TEXT:
+                await target.send_str(message.data)
+            elif message.type == aiohttp.WSMsgType.BINARY:
+                await target.send_bytes(message.data)
+            else:
+                break
+        await target.close()
+    except ConnectionError:
+        pass
 
 
 # The browser
