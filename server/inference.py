@@ -261,13 +261,13 @@ class YoloDetector:
 
         self._weights = weights
         self._options = options
-        model = _load_yolo(weights)
+        model = load_yolo(weights)
         self.class_names: dict[int, str] = {
             int(k): str(v) for k, v in model.names.items()
         }
         if backend != "torch":
             exported = _export(weights, backend, options.imgsz, export_dir)
-            model = _load_yolo(exported)
+            model = load_yolo(exported)
         self._model = model
         self._tracker_cfg = _tracker_config(options.tracker)
         self._tracker: Any = None
@@ -564,7 +564,13 @@ def _remove_results(out_dir: Path) -> None:
     shutil.rmtree(out_dir / THUMBS_DIR, ignore_errors=True)
 
 
-def _load_yolo(path: Path) -> Any:
+def load_yolo(path: Path) -> Any:
+    """Return `ultralytics.YOLO` for a checkpoint or export at `path`.
+
+    Raises:
+        ModelError: the file cannot be loaded.
+    """
+    offline.configure()
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     try:
@@ -619,7 +625,7 @@ def _export(weights: Path, backend: str, imgsz: int, export_dir: Path | None) ->
         logger.info("exporting %s to %s (once)", weights.name, backend)
         # onnxslim is not a dependency, so ONNX exports skip simplification.
         extra = {"simplify": False} if backend == "onnx" else {}
-        exported = _load_yolo(copy).export(
+        exported = load_yolo(copy).export(
             format=backend, imgsz=imgsz, dynamic=True, **extra
         )
         out = Path(exported)

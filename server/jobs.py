@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import importlib
 import logging
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +42,7 @@ CANCELLED = "Cancelled by user."
 MAX_ATTEMPTS = 3
 _RESULT_NAMES = ("detections.jsonl", "detections.csv", "annotated.mp4", "thumbs")
 _GRACE_S = 5.0
+_PR_SET_PDEATHSIG = 1
 
 
 class JobRunner(Protocol):
@@ -298,6 +302,7 @@ def worker_main(
     offline.configure()
     from . import inference, results
 
+    parent = _die_with_parent()
     root = Path(root_text)
     folder = root / rec_id
     status = _start(root, rec_id)
@@ -308,8 +313,15 @@ def worker_main(
             raise FileNotFoundError("The uploaded video is missing.")
         detector = load_factory(detector_path)(Path(weights), options)
         progress = _ProgressWriter(root, rec_id, progress_interval_s)
+
+        def should_stop() -> bool:
+            if os.getppid() != parent:
+                # The server died: leave `processing` for its restart to requeue.
+                os._exit(1)
+            return cancel_event.is_set()
+
         result = inference.run_inference(
-            source, folder, options, detector, progress, cancel_event.is_set
+            source, folder, options, detector, progress, should_stop
         )
     except inference.Cancelled:
         _finish(root, rec_id, "error", CANCELLED)
@@ -329,6 +341,15 @@ def worker_main(
         status["progress"]["eta_s"] = 0.0
 
     update_status(root, rec_id, complete)
+
+
+def _die_with_parent() -> int:
+    """Ask Linux to kill this worker when the server dies; return the parent pid."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    return parent
 
 
 def _start(root: Path, rec_id: str) -> Status:

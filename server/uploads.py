@@ -95,7 +95,7 @@ async def _stream(
     body: AsyncIterable[bytes], boundary: bytes, staging: Path, limit: int
 ) -> _Received:
     """Feed the body through a multipart decoder, writing the file part to disk."""
-    decoder = MultipartDecoder(boundary, max_form_memory_size=_MAX_FIELD_BYTES)
+    decoder = MultipartDecoder(boundary)
     got = _Received()
     part: Field | File | None = None
     buffer = bytearray()

@@ -120,8 +120,9 @@ export class RecordingPage {
     const state = this.status.state;
     this.buttons.cancel.disabled = !isActive(state);
     this.buttons.retry.disabled = state !== 'error';
-    this.buttons.delete.disabled = state === 'processing';
-    this.buttons.delete.title = state === 'processing' ? 'Cancel processing before deleting.' : '';
+    // The server refuses to delete a queued or running recording (409).
+    this.buttons.delete.disabled = isActive(state);
+    this.buttons.delete.title = isActive(state) ? 'Cancel it before deleting.' : '';
   }
 
   _renderFacts() {
@@ -159,9 +160,12 @@ export class RecordingPage {
 
     const gallery = field(this.root, 'gallery');
     gallery.replaceChildren(...(thumbs.length
-      ? thumbs.map((d) => h('li', {}, h('figure', {},
-        h('a', { href: d.url }, h('img', { src: d.url, alt: `Detection ${d.name}`, loading: 'lazy' })),
-        h('figcaption', {}, String(d.name)))))
+      ? thumbs.map((d) => {
+        const label = String(d.name).split('/').pop();
+        return h('li', {}, h('figure', {},
+          h('a', { href: d.url }, h('img', { src: d.url, alt: `Detection ${label}`, loading: 'lazy' })),
+          h('figcaption', {}, label)));
+      })
       : [h('li', { className: 'hint' }, 'No thumbnails yet.')]));
 
     const list = field(this.root, 'downloads');

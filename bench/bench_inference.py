@@ -1,0 +1,320 @@
+"""Benchmark the inference pipeline against ultralytics' own `predict`.
+
+Prints a Markdown table of frames per second on one video, with the same
+weights, image size and confidence threshold everywhere:
+
+- OpenCV decode alone (the ceiling of any pipeline that decodes with it);
+- the arithmetic limit: model GFLOPs per frame against the NumPy sgemm
+  GFLOP/s measured in the same run;
+- `YOLO(weights).predict(video, stream=True)`: the baseline every ratio uses;
+- `run_inference` with `YoloDetector` for each backend and batch size.
+
+Then it checks that our raw detections (batched predict, before tracking)
+match ultralytics' predict frame by frame, on the video and on the road-sign
+validation images.
+
+Usage:
+    .venv/bin/python bench/bench_inference.py [--repeats 3] [--backends torch,openvino]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from server import offline  # noqa: E402
+from server.inference import (  # noqa: E402
+    InferenceOptions,
+    YoloDetector,
+    load_yolo,
+    run_inference,
+)
+from server.voc import load_voc, split_blocks  # noqa: E402
+
+logger = logging.getLogger("bench")
+
+DATA = REPO.parent / "shared" / "data"
+IOU_MATCH = 0.5
+
+
+@dataclass
+class Row:
+    """One line of the speed table."""
+
+    name: str
+    fps: list[float]
+    note: str = ""
+
+    @property
+    def best(self) -> float:
+        return max(self.fps)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.fps)
+
+
+def main() -> None:
+    args = _parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    offline.configure()
+    import torch
+
+    options = InferenceOptions(imgsz=args.imgsz, conf=args.conf)
+    frames = _count_frames(args.video)
+    print(
+        f"video {args.video.name} ({frames} frames), weights {args.weights.name}, "
+        f"imgsz {args.imgsz}, conf {args.conf}, torch threads "
+        f"{torch.get_num_threads()}, {args.repeats} repeats\n"
+    )
+
+    detectors = {
+        backend: {
+            batch: YoloDetector(
+                args.weights,
+                InferenceOptions(imgsz=args.imgsz, conf=args.conf, batch=batch),
+                backend,
+            )
+            for batch in args.batches
+        }
+        for backend in args.backends
+    }
+    baseline_model = load_yolo(args.weights)
+    runs: dict[str, Callable[[], float]] = {
+        "OpenCV decode only": lambda: _decode_fps(args.video),
+        "ultralytics `predict(stream=True)`": lambda: _predict_fps(
+            baseline_model, args.video, options
+        ),
+    }
+    for backend, by_batch in detectors.items():
+        for batch, detector in by_batch.items():
+            name = f"signwatch `run_inference`, {backend}, batch {batch}"
+            runs[name] = _pipeline_runner(args.video, options, batch, detector)
+
+    # Interleave the repeats so background load spreads over every row.
+    rows = {name: Row(name, []) for name in runs}
+    for repeat in range(args.repeats):
+        for name, run in runs.items():
+            rows[name].fps.append(run())
+            logger.warning(
+                "repeat %d %s: %.1f fps", repeat + 1, name, rows[name].fps[-1]
+            )
+
+    gflops, shape = _model_gflops(args.weights, args.imgsz, args.video)
+    sgemm = _sgemm_gflops()
+    limit = Row(
+        "arithmetic limit (GFLOPs/frame vs sgemm)",
+        [sgemm / gflops],
+        f"{gflops:.2f} GFLOPs/frame at {shape[1]}x{shape[0]}; sgemm {sgemm:.0f} GFLOP/s",
+    )
+    _print_table(
+        [*rows.values(), limit], rows["ultralytics `predict(stream=True)`"].best
+    )
+
+    print(
+        "\nDetections, ours (batched predict, before tracking) vs ultralytics predict:\n"
+    )
+    detector = next(
+        iter(detectors["torch" if "torch" in detectors else args.backends[0]].values())
+    )
+    _print_matches(detector, baseline_model, options, args)
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--video", type=Path, default=DATA / "videos" / "solidWhiteRight.mp4"
+    )
+    parser.add_argument(
+        "--weights", type=Path, default=REPO / "models" / "signwatch-yolov5n.pt"
+    )
+    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--backends", type=lambda s: s.split(","), default=["torch", "openvino"]
+    )
+    parser.add_argument(
+        "--batches", type=lambda s: [int(b) for b in s.split(",")], default=[1, 4]
+    )
+    return parser.parse_args()
+
+
+def _count_frames(video: Path) -> int:
+    cap = cv2.VideoCapture(str(video))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    return count
+
+
+def _decode_fps(video: Path) -> float:
+    started = time.perf_counter()
+    cap = cv2.VideoCapture(str(video))
+    frames = 0
+    while cap.read()[0]:
+        frames += 1
+    cap.release()
+    return frames / (time.perf_counter() - started)
+
+
+def _predict_fps(model: Any, video: Path, options: InferenceOptions) -> float:
+    started = time.perf_counter()
+    frames = 0
+    for _ in model.predict(
+        str(video), stream=True, imgsz=options.imgsz, conf=options.conf, verbose=False
+    ):
+        frames += 1
+    return frames / (time.perf_counter() - started)
+
+
+def _pipeline_runner(
+    video: Path, options: InferenceOptions, batch: int, detector: YoloDetector
+) -> Callable[[], float]:
+    run_options = InferenceOptions(imgsz=options.imgsz, conf=options.conf, batch=batch)
+
+    def run() -> float:
+        with tempfile.TemporaryDirectory() as out:
+            started = time.perf_counter()
+            result = run_inference(video, Path(out), run_options, detector)
+            return int(result["frames_processed"]) / (time.perf_counter() - started)
+
+    return run
+
+
+def _model_gflops(
+    weights: Path, imgsz: int, video: Path
+) -> tuple[float, tuple[int, int]]:
+    """GFLOPs of one forward pass at the letterboxed shape the video gets."""
+    import copy
+
+    import thop
+    import torch
+
+    cap = cv2.VideoCapture(str(video))
+    width, height = (
+        cap.get(cv2.CAP_PROP_FRAME_WIDTH),
+        cap.get(cv2.CAP_PROP_FRAME_HEIGHT),
+    )
+    cap.release()
+    scale = imgsz / max(width, height)
+    shape = (
+        int(np.ceil(height * scale / 32) * 32),
+        int(np.ceil(width * scale / 32) * 32),
+    )
+    model = copy.deepcopy(load_yolo(weights).model).float().eval()
+    x = torch.zeros(1, 3, *shape)
+    macs, _ = thop.profile(model, inputs=(x,), verbose=False)
+    return 2 * macs / 1e9, shape
+
+
+def _sgemm_gflops(n: int = 1024, repeats: int = 10) -> float:
+    a = np.random.default_rng(0).random((n, n), dtype=np.float32)
+    b = np.random.default_rng(1).random((n, n), dtype=np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * n**3 / best / 1e9
+
+
+def _print_table(rows: Sequence[Row], baseline: float) -> None:
+    print("| pipeline | frames/s (best) | frames/s (median) | vs `predict` | note |")
+    print("|---|---:|---:|---:|---|")
+    for row in rows:
+        print(
+            f"| {row.name} | {row.best:.1f} | {row.median:.1f} | "
+            f"{row.best / baseline:.2f}x | {row.note} |"
+        )
+
+
+def _print_matches(
+    detector: YoloDetector,
+    model: Any,
+    options: InferenceOptions,
+    args: argparse.Namespace,
+) -> None:
+    print("| input | frames | ours | ultralytics | matched | match rate |")
+    print("|---|---:|---:|---:|---:|---:|")
+    video_frames = _read_frames(args.video)
+    images = [
+        cv2.imread(str(s.image)) for s in split_blocks(load_voc(DATA / "road-signs"))[1]
+    ]
+    for name, frames in (
+        (args.video.name, video_frames),
+        ("road-sign val images", images),
+    ):
+        ours = theirs = matched = 0
+        for i in range(0, len(frames), options.batch):
+            batch = frames[i : i + options.batch]
+            mine = detector.predict(batch)
+            for frame, boxes in zip(batch, mine, strict=True):
+                ref = (
+                    model.predict(
+                        frame, imgsz=options.imgsz, conf=options.conf, verbose=False
+                    )[0]
+                    .boxes.cpu()
+                    .numpy()
+                )
+                ours += len(boxes)
+                theirs += len(ref)
+                matched += _matched(boxes, ref)
+        rate = matched / max(ours, theirs) if max(ours, theirs) else 1.0
+        print(
+            f"| {name} | {len(frames)} | {ours} | {theirs} | {matched} | {rate:.1%} |"
+        )
+
+
+def _read_frames(video: Path) -> list[np.ndarray[Any, Any]]:
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def _matched(ours: Any, theirs: Any) -> int:
+    """Greedy one-to-one matches of the same class with IoU >= IOU_MATCH."""
+    used: set[int] = set()
+    count = 0
+    for box, cls in zip(ours.xyxy, ours.cls, strict=True):
+        for j, (other, other_cls) in enumerate(
+            zip(theirs.xyxy, theirs.cls, strict=True)
+        ):
+            if j in used or other_cls != cls or _iou(box, other) < IOU_MATCH:
+                continue
+            used.add(j)
+            count += 1
+            break
+    return count
+
+
+def _iou(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+if __name__ == "__main__":
+    main()
