@@ -139,7 +139,9 @@ def write_status(root: Path, status: dict[str, Any]) -> None:
     os.replace(tmp, folder / "status.json")
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, step_s: float = 0.05) -> bool:
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, step_s: float = 0.05
+) -> bool:
     """Poll `check` until it is true or `timeout_s` passes; return the last result."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -169,7 +171,9 @@ class NullRunner:
         self.submitted.append(rec_id)
 
     async def cancel(self, rec_id: str) -> dict[str, Any]:
-        return patch_status(self.root, rec_id, state="error", error="Cancelled by user.")
+        return patch_status(
+            self.root, rec_id, state="error", error="Cancelled by user."
+        )
 
     async def retry(self, rec_id: str) -> dict[str, Any]:
         return patch_status(self.root, rec_id, state="validated", error=None)
@@ -183,7 +187,9 @@ class _ThreadLoop:
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name=name, daemon=True
+        )
         self.thread.start()
 
     def call(self, coro: Any, timeout_s: float = 10.0) -> Any:
@@ -201,16 +207,27 @@ class LiveServer:
 
     url: str
     recordings: Path
-    runner: NullRunner
+    runner: Any
 
 
-def run_server(recordings: Path, runner: Any = None) -> Iterator[LiveServer]:
-    """Run the real app with uvicorn in a thread until the generator closes."""
+def run_server(recordings: Path, *, real_runner: bool = False) -> Iterator[LiveServer]:
+    """Run the real app with uvicorn in a thread until the generator closes.
+
+    Args:
+        recordings: the recordings root (created if missing).
+        real_runner: run inference with the server's own runner instead of
+            a `NullRunner`.
+    """
     settings = resolve({"recordings": recordings, "port": 8000}, env={})
-    runner = runner or NullRunner(recordings)
-    app = create_app(settings, runner=runner)
+    app = create_app(settings, runner=None if real_runner else NullRunner(recordings))
+    runner = app.services.runner
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="websockets-sansio"
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -235,7 +252,9 @@ class ProxyLog:
     entries: list[tuple[float, str, str]] = field(default_factory=list)
 
     def count(self, method: str, path: str, since: float = 0.0) -> int:
-        return sum(1 for t, m, p in self.entries if m == method and p == path and t >= since)
+        return sum(
+            1 for t, m, p in self.entries if m == method and p == path and t >= since
+        )
 
 
 class SocketBlockingProxy:
@@ -303,7 +322,9 @@ class SocketBlockingProxy:
 
     async def _forward(self, request: web.Request) -> web.Response:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS}
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in _HOP_HEADERS
+        }
         async with self._session.request(
             request.method,
             self.upstream + request.path_qs,
@@ -313,7 +334,9 @@ class SocketBlockingProxy:
         ) as upstream:
             body = await upstream.read()
             answer = {
-                k: v for k, v in upstream.headers.items() if k.lower() not in _HOP_HEADERS
+                k: v
+                for k, v in upstream.headers.items()
+                if k.lower() not in _HOP_HEADERS
             }
             return web.Response(status=upstream.status, headers=answer, body=body)
 

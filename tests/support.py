@@ -71,9 +71,9 @@ class LiveServer:
             return json.loads(response.read())
 
 
-def start_server(root: Path, log: Path, **env: str) -> LiveServer:
-    """Start `python -m server` on a free port and wait until it answers."""
-    port = free_port()
+def start_server(root: Path, log: Path, port: int | None = None, **env: str) -> LiveServer:
+    """Start `python -m server` (on a free port by default) and wait until it answers."""
+    port = port or free_port()
     full_env = {
         **os.environ,
         "PYTHONPATH": f"{PROJECT}{os.pathsep}{PROJECT / 'tests'}",

@@ -27,7 +27,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REC = "aaa111"
 XSS_NAME = "<img src=x onerror=alert(1)>.mp4"
-VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "solidWhiteRight.mp4"
+VIDEO = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "videos"
+    / "solidWhiteRight.mp4"
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +86,26 @@ def write_results(root: Path, rec_id: str, with_video: bool) -> list[dict[str, A
     folder = root / rec_id
     (folder / "thumbs").mkdir(parents=True, exist_ok=True)
     rows = [
-        {"frame": f, "time_s": f / 25, "class": cls, "confidence": 0.8, "track_id": track,
-         "box": [10, 10, 40, 40]}
-        for f, cls, track in [(10, "stop", 1), (11, "stop", 1), (12, "stop", 1),
-                              (150, "stop", 2), (60, "crosswalk", 3), (200, "speedlimit", 4)]
+        {
+            "frame": f,
+            "time_s": f / 25,
+            "class": cls,
+            "confidence": 0.8,
+            "track_id": track,
+            "box": [10, 10, 40, 40],
+        }
+        for f, cls, track in [
+            (10, "stop", 1),
+            (11, "stop", 1),
+            (12, "stop", 1),
+            (150, "stop", 2),
+            (60, "crosswalk", 3),
+            (200, "speedlimit", 4),
+        ]
     ]
-    (folder / "detections.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "detections.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
     (folder / "detections.csv").write_text("frame,time_s,class\n")
     names = [("detections.csv", "csv"), ("detections.jsonl", "jsonl")]
     for i, color in enumerate(["red", "blue", "green"]):
@@ -95,17 +115,28 @@ def write_results(root: Path, rec_id: str, with_video: bool) -> list[dict[str, A
         shutil.copyfile(VIDEO, folder / "annotated.mp4")
         names.append(("annotated.mp4", "video"))
     return [
-        {"name": name, "kind": kind, "url": f"/api/recordings/{rec_id}/files/{name}",
-         "size_bytes": (folder / name).stat().st_size}
+        {
+            "name": name,
+            "kind": kind,
+            "url": f"/api/recordings/{rec_id}/files/{name}",
+            "size_bytes": (folder / name).stat().st_size,
+        }
         for name, kind in names
     ]
 
 
-def completed(root: Path, seq: int, name: str = "dashcam.mp4", video: bool = True) -> dict[str, Any]:
+def completed(
+    root: Path, seq: int, name: str = "dashcam.mp4", video: bool = True
+) -> dict[str, Any]:
     downloads = write_results(root, REC, with_video=video)
     return make_status(
-        REC, name, "completed", seq,
-        result=completed_result({"stop": (2, 4), "crosswalk": (1, 1), "speedlimit": (1, 1)}),
+        REC,
+        name,
+        "completed",
+        seq,
+        result=completed_result(
+            {"stop": (2, 4), "crosswalk": (1, 1), "speedlimit": (1, 1)}
+        ),
         downloads=downloads,
     )
 
@@ -116,8 +147,10 @@ def test_live_progress_then_results(page: Any, server: LiveServer) -> None:
     wait_conn(page, "live")
     page.evaluate("window.__marker = 1")
 
-    write_status(server.recordings, make_status(REC, "dashcam.mp4", "processing", 2,
-                                                frames_done=55))
+    write_status(
+        server.recordings,
+        make_status(REC, "dashcam.mp4", "processing", 2, frames_done=55),
+    )
     wait_seq(page, 2)
     assert page.text_content("[data-field=percent]") == "25%"
     assert page.is_enabled("#btn-cancel")
@@ -128,14 +161,19 @@ def test_live_progress_then_results(page: Any, server: LiveServer) -> None:
     page.wait_for_selector(".tl-lane .tl-mark", timeout=3000)
 
     assert page.is_hidden("[data-field=progress]")
-    lanes = page.eval_on_selector_all(".tl-lane .tl-label", "els => els.map(e => e.textContent)")
+    lanes = page.eval_on_selector_all(
+        ".tl-lane .tl-label", "els => els.map(e => e.textContent)"
+    )
     assert lanes[:3] == ["stop", "crosswalk", "speedlimit"]
     assert page.eval_on_selector_all(".gallery img", "els => els.length") == 3
     rows = page.eval_on_selector_all(
-        ".counts-table tbody tr", "rows => rows.map(r => r.cells[0].textContent + r.cells[1].textContent + r.cells[2].textContent)"
+        ".counts-table tbody tr",
+        "rows => rows.map(r => r.cells[0].textContent + r.cells[1].textContent + r.cells[2].textContent)",
     )
     assert rows == ["stop24", "crosswalk11", "speedlimit11"]
-    links = page.eval_on_selector_all(".downloads a", "els => els.map(e => e.textContent)")
+    links = page.eval_on_selector_all(
+        ".downloads a", "els => els.map(e => e.textContent)"
+    )
     assert "detections.csv" in links and "detections.jsonl" in links
     if VIDEO.exists():
         assert page.get_attribute(".player video", "src") == (
@@ -184,7 +222,9 @@ def test_delete_shows_notice(page: Any, server: LiveServer) -> None:
     assert not (server.recordings / REC).exists()
 
 
-def test_polls_the_recording_while_socket_is_blocked(page: Any, server: LiveServer) -> None:
+def test_polls_the_recording_while_socket_is_blocked(
+    page: Any, server: LiveServer
+) -> None:
     write_status(server.recordings, make_status(REC, "dashcam.mp4", "processing", 1))
     proxy = SocketBlockingProxy(server.url)
     try:
@@ -192,8 +232,10 @@ def test_polls_the_recording_while_socket_is_blocked(page: Any, server: LiveServ
         page.goto(f"{proxy.url}/recordings/{REC}")
         wait_conn(page, "polling")
         since = time.monotonic()
-        write_status(server.recordings, make_status(REC, "dashcam.mp4", "processing", 2,
-                                                    frames_done=110))
+        write_status(
+            server.recordings,
+            make_status(REC, "dashcam.mp4", "processing", 2, frames_done=110),
+        )
         wait_seq(page, 2, 4000)
         time.sleep(4.2)
         polls = proxy.log.count("GET", f"/api/recordings/{REC}", since)
@@ -212,7 +254,9 @@ def test_user_supplied_name_is_text(page: Any, server: LiveServer) -> None:
     write_status(server.recordings, make_status(REC, XSS_NAME, "processing", 1))
     page.goto(f"{server.url}/recordings/{REC}")
     wait_conn(page, "live")
-    write_status(server.recordings, completed(server.recordings, 2, name=XSS_NAME, video=False))
+    write_status(
+        server.recordings, completed(server.recordings, 2, name=XSS_NAME, video=False)
+    )
     wait_seq(page, 2)
 
     assert page.text_content("h1") == XSS_NAME

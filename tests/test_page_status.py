@@ -17,14 +17,19 @@ from page_support import (
     make_status,
     run_server,
     save_screenshot,
-    wait_until,
     write_status,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 XSS_NAME = "<img src=x onerror=alert(1)>.mp4"
-VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos" / "solidWhiteRight.mp4"
+VIDEO = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "videos"
+    / "solidWhiteRight.mp4"
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +47,9 @@ def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.dialogs = []
-    page.on("dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss()))
+    page.on(
+        "dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss())
+    )
     yield page
     context.close()
 
@@ -66,15 +73,28 @@ def row_attr(page: Any, rec_id: str, name: str) -> str | None:
 def test_rows_are_server_rendered_without_javascript(
     browser: Any, server: LiveServer
 ) -> None:
-    write_status(server.recordings, make_status("aaa111", "old.mp4", "completed", 4, age_s=60,
-                                                result=completed_result({"stop": (2, 57)})))
-    write_status(server.recordings, make_status("bbb222", "new.mp4", "processing", 2,
-                                                frames_done=110))
+    write_status(
+        server.recordings,
+        make_status(
+            "aaa111",
+            "old.mp4",
+            "completed",
+            4,
+            age_s=60,
+            result=completed_result({"stop": (2, 57)}),
+        ),
+    )
+    write_status(
+        server.recordings,
+        make_status("bbb222", "new.mp4", "processing", 2, frames_done=110),
+    )
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(f"{server.url}/status")
 
-    ids = page.eval_on_selector_all("#rec-list > li", "rows => rows.map(r => r.dataset.id)")
+    ids = page.eval_on_selector_all(
+        "#rec-list > li", "rows => rows.map(r => r.dataset.id)"
+    )
     assert ids == ["bbb222", "aaa111"]
     assert page.get_attribute("#rec-aaa111 a", "href") == "/recordings/aaa111"
     assert page.text_content("#rec-bbb222 [data-field=percent]") == "50%"
@@ -85,27 +105,45 @@ def test_rows_are_server_rendered_without_javascript(
 def test_status_change_on_disk_updates_the_row_in_place(
     page: Any, server: LiveServer
 ) -> None:
-    write_status(server.recordings, make_status("aaa111", "a.mp4", "processing", 1, age_s=30))
-    write_status(server.recordings, make_status("bbb222", "b.mp4", "completed", 3, age_s=60,
-                                                result=completed_result({})))
+    write_status(
+        server.recordings, make_status("aaa111", "a.mp4", "processing", 1, age_s=30)
+    )
+    write_status(
+        server.recordings,
+        make_status(
+            "bbb222", "b.mp4", "completed", 3, age_s=60, result=completed_result({})
+        ),
+    )
     page.goto(f"{server.url}/status")
     wait_conn(page, "live")
     page.evaluate("window.__marker = 1")
     other = page.query_selector("#rec-bbb222")
     page.evaluate("el => { el.__untouched = true; }", other)
 
-    write_status(server.recordings, make_status("aaa111", "a.mp4", "processing", 2,
-                                                age_s=30, frames_done=165))
+    write_status(
+        server.recordings,
+        make_status("aaa111", "a.mp4", "processing", 2, age_s=30, frames_done=165),
+    )
     started = time.monotonic()
     page.wait_for_function(
         "document.querySelector('#rec-aaa111 [data-field=percent]').textContent === '75%'",
         timeout=1000,
     )
     assert time.monotonic() - started < 1.0
-    write_status(server.recordings, make_status("aaa111", "a.mp4", "completed", 3, age_s=30,
-                                                result=completed_result({"stop": (1, 9)})))
+    write_status(
+        server.recordings,
+        make_status(
+            "aaa111",
+            "a.mp4",
+            "completed",
+            3,
+            age_s=30,
+            result=completed_result({"stop": (1, 9)}),
+        ),
+    )
     page.wait_for_function(
-        "document.querySelector('#rec-aaa111').dataset.state === 'completed'", timeout=1000
+        "document.querySelector('#rec-aaa111').dataset.state === 'completed'",
+        timeout=1000,
     )
 
     assert page.evaluate("window.__marker") == 1
@@ -115,16 +153,24 @@ def test_status_change_on_disk_updates_the_row_in_place(
     assert page.text_content("#rec-aaa111 .count").split() == ["stop", "1"]
 
 
-def test_new_and_removed_recordings_keep_newest_first(page: Any, server: LiveServer) -> None:
-    write_status(server.recordings, make_status("aaa111", "a.mp4", "completed", 1, age_s=60,
-                                                result=completed_result({})))
+def test_new_and_removed_recordings_keep_newest_first(
+    page: Any, server: LiveServer
+) -> None:
+    write_status(
+        server.recordings,
+        make_status(
+            "aaa111", "a.mp4", "completed", 1, age_s=60, result=completed_result({})
+        ),
+    )
     page.goto(f"{server.url}/status")
     wait_conn(page, "live")
     page.evaluate("window.__marker = 1")
 
     write_status(server.recordings, make_status("ccc333", "c.mp4", "validated", 0))
     page.wait_for_selector("#rec-ccc333", timeout=2000)
-    ids = page.eval_on_selector_all("#rec-list > li", "rows => rows.map(r => r.dataset.id)")
+    ids = page.eval_on_selector_all(
+        "#rec-list > li", "rows => rows.map(r => r.dataset.id)"
+    )
     assert ids == ["ccc333", "aaa111"]
 
     page.select_option("#filter-state", "completed")
@@ -156,8 +202,16 @@ def test_polls_while_socket_is_blocked_then_pauses_then_goes_live(
         assert 2 <= polls <= 4, polls
 
         # A change reaches the page through polling.
-        write_status(server.recordings, make_status("aaa111", "a.mp4", "completed", 2,
-                                                    result=completed_result({"stop": (1, 3)})))
+        write_status(
+            server.recordings,
+            make_status(
+                "aaa111",
+                "a.mp4",
+                "completed",
+                2,
+                result=completed_result({"stop": (1, 3)}),
+            ),
+        )
         page.wait_for_function(
             "document.querySelector('#rec-aaa111').dataset.state === 'completed'",
             timeout=4000,
@@ -187,7 +241,9 @@ def test_polling_uses_etags(page: Any, server: LiveServer) -> None:
     statuses: list[int] = []
     page.on(
         "response",
-        lambda r: statuses.append(r.status) if r.url.endswith("/api/recordings") else None,
+        lambda r: (
+            statuses.append(r.status) if r.url.endswith("/api/recordings") else None
+        ),
     )
     proxy = SocketBlockingProxy(server.url)
     try:
@@ -213,8 +269,10 @@ def test_socket_dropping_mid_session_falls_back_to_polling(
         wait_conn(page, "live")
         proxy.block()
         wait_conn(page, "polling", 8000)
-        write_status(server.recordings, make_status("aaa111", "a.mp4", "processing", 2,
-                                                    frames_done=22))
+        write_status(
+            server.recordings,
+            make_status("aaa111", "a.mp4", "processing", 2, frames_done=22),
+        )
         page.wait_for_function(
             "document.querySelector('#rec-aaa111').dataset.seq === '2'", timeout=4000
         )
@@ -225,8 +283,16 @@ def test_socket_dropping_mid_session_falls_back_to_polling(
 
 
 def test_user_supplied_name_is_text(page: Any, server: LiveServer) -> None:
-    write_status(server.recordings, make_status("aaa111", XSS_NAME, "completed", 1,
-                                                result=completed_result({"<b>x</b>": (1, 1)})))
+    write_status(
+        server.recordings,
+        make_status(
+            "aaa111",
+            XSS_NAME,
+            "completed",
+            1,
+            result=completed_result({"<b>x</b>": (1, 1)}),
+        ),
+    )
     page.goto(f"{server.url}/status")
     wait_conn(page, "live")
     write_status(server.recordings, make_status("bbb222", XSS_NAME, "processing", 1))
@@ -281,15 +347,42 @@ def test_upload_shows_the_new_row_at_once(page: Any, server: LiveServer) -> None
 @pytest.mark.parametrize("viewport", list(VIEWPORTS), ids=list(VIEWPORTS))
 def test_screenshot(browser: Any, server: LiveServer, viewport: str) -> None:
     width, height = VIEWPORTS[viewport]
-    write_status(server.recordings, make_status("aaa111", "dashcam-morning.mp4", "processing",
-                                                5, age_s=10, frames_done=132))
-    write_status(server.recordings, make_status("bbb222", "queued-clip.mov", "validated", 0,
-                                                age_s=5, frames_total=None))
-    write_status(server.recordings, make_status(
-        "ccc333", "highway.mp4", "completed", 9, age_s=300,
-        result=completed_result({"stop": (2, 57), "speedlimit": (3, 80), "crosswalk": (1, 9)})))
-    write_status(server.recordings, make_status("ddd444", "broken.avi", "error", 3, age_s=600,
-                                                error="The file has no video stream."))
+    write_status(
+        server.recordings,
+        make_status(
+            "aaa111", "dashcam-morning.mp4", "processing", 5, age_s=10, frames_done=132
+        ),
+    )
+    write_status(
+        server.recordings,
+        make_status(
+            "bbb222", "queued-clip.mov", "validated", 0, age_s=5, frames_total=None
+        ),
+    )
+    write_status(
+        server.recordings,
+        make_status(
+            "ccc333",
+            "highway.mp4",
+            "completed",
+            9,
+            age_s=300,
+            result=completed_result(
+                {"stop": (2, 57), "speedlimit": (3, 80), "crosswalk": (1, 9)}
+            ),
+        ),
+    )
+    write_status(
+        server.recordings,
+        make_status(
+            "ddd444",
+            "broken.avi",
+            "error",
+            3,
+            age_s=600,
+            error="The file has no video stream.",
+        ),
+    )
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.goto(f"{server.url}/status")
