@@ -14,13 +14,14 @@ match ultralytics' predict frame by frame, on the video and on the road-sign
 validation images.
 
 Usage:
-    .venv/bin/python bench/bench_inference.py [--repeats 3] [--backends torch,openvino]
+    .venv/bin/python bench/bench_inference.py [--repeats 3] [--configs torch:4:2,openvino:4:2]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import sys
 import tempfile
@@ -45,10 +46,14 @@ from server.inference import (  # noqa: E402
 )
 from server.voc import load_voc, split_blocks  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))
+from helpers_video import sign_clip  # noqa: E402
+
 logger = logging.getLogger("bench")
 
 DATA = REPO.parent / "shared" / "data"
 IOU_MATCH = 0.5
+BASELINE = "ultralytics `predict(stream=True)`"
 
 
 @dataclass
@@ -83,27 +88,27 @@ def main() -> None:
     )
 
     detectors = {
-        backend: {
-            batch: YoloDetector(
-                args.weights,
-                InferenceOptions(imgsz=args.imgsz, conf=args.conf, batch=batch),
-                backend,
-            )
-            for batch in args.batches
-        }
-        for backend in args.backends
+        config: YoloDetector(
+            args.weights,
+            InferenceOptions(imgsz=args.imgsz, conf=args.conf, batch=config[1]),
+            backend=config[0],
+            workers=config[2],
+        )
+        for config in args.configs
     }
     baseline_model = load_yolo(args.weights)
     runs: dict[str, Callable[[], float]] = {
         "OpenCV decode only": lambda: _decode_fps(args.video),
-        "ultralytics `predict(stream=True)`": lambda: _predict_fps(
-            baseline_model, args.video, options
-        ),
+        BASELINE: lambda: _predict_fps(baseline_model, args.video, options, None),
     }
-    for backend, by_batch in detectors.items():
-        for batch, detector in by_batch.items():
-            name = f"signwatch `run_inference`, {backend}, batch {batch}"
-            runs[name] = _pipeline_runner(args.video, options, batch, detector)
+    if args.all_cores_baseline:
+        cores = os.cpu_count() or 1
+        runs[f"{BASELINE}, torch on all {cores} cores"] = lambda: _predict_fps(
+            baseline_model, args.video, options, cores
+        )
+    for (backend, batch, workers), detector in detectors.items():
+        name = f"signwatch `run_inference`: {backend}, batch {batch}, {workers} workers"
+        runs[name] = _pipeline_runner(args.video, options, batch, detector)
 
     # Interleave the repeats so background load spreads over every row.
     rows = {name: Row(name, []) for name in runs}
@@ -121,16 +126,12 @@ def main() -> None:
         [sgemm / gflops],
         f"{gflops:.2f} GFLOPs/frame at {shape[1]}x{shape[0]}; sgemm {sgemm:.0f} GFLOP/s",
     )
-    _print_table(
-        [*rows.values(), limit], rows["ultralytics `predict(stream=True)`"].best
-    )
+    _print_table([*rows.values(), limit], rows[BASELINE].best)
 
     print(
         "\nDetections, ours (batched predict, before tracking) vs ultralytics predict:\n"
     )
-    detector = next(
-        iter(detectors["torch" if "torch" in detectors else args.backends[0]].values())
-    )
+    detector = next(iter(detectors.values()))
     _print_matches(detector, baseline_model, options, args)
 
 
@@ -140,18 +141,31 @@ def _parse_args() -> argparse.Namespace:
         "--video", type=Path, default=DATA / "videos" / "solidWhiteRight.mp4"
     )
     parser.add_argument(
-        "--weights", type=Path, default=REPO / "models" / "signwatch-yolov5n.pt"
+        "--weights", type=Path, default=REPO / "models" / "signwatch-signs.pt"
     )
     parser.add_argument("--imgsz", type=int, default=320)
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--backends", type=lambda s: s.split(","), default=["torch", "openvino"]
+        "--configs",
+        type=_configs,
+        default=_configs("torch:1:1,torch:4:1,torch:4:2,openvino:4:1,openvino:4:2"),
+        help="pipelines to time, as backend:batch:workers,...",
     )
     parser.add_argument(
-        "--batches", type=lambda s: [int(b) for b in s.split(",")], default=[1, 4]
+        "--all-cores-baseline",
+        action="store_true",
+        help="also time predict with torch on every core (ultralytics uses cores - 1)",
     )
     return parser.parse_args()
+
+
+def _configs(text: str) -> list[tuple[str, int, int]]:
+    configs = []
+    for item in text.split(","):
+        backend, batch, workers = item.split(":")
+        configs.append((backend, int(batch), int(workers)))
+    return configs
 
 
 def _count_frames(video: Path) -> int:
@@ -171,7 +185,14 @@ def _decode_fps(video: Path) -> float:
     return frames / (time.perf_counter() - started)
 
 
-def _predict_fps(model: Any, video: Path, options: InferenceOptions) -> float:
+def _predict_fps(
+    model: Any, video: Path, options: InferenceOptions, threads: int | None
+) -> float:
+    """Time ultralytics' predict; `threads` None keeps its own torch setting."""
+    import torch
+    from ultralytics.utils import NUM_THREADS
+
+    torch.set_num_threads(threads or NUM_THREADS)
     started = time.perf_counter()
     frames = 0
     for _ in model.predict(
@@ -252,13 +273,15 @@ def _print_matches(
     print("| input | frames | ours | ultralytics | matched | match rate |")
     print("|---|---:|---:|---:|---:|---:|")
     video_frames = _read_frames(args.video)
-    images = [
-        cv2.imread(str(s.image)) for s in split_blocks(load_voc(DATA / "road-signs"))[1]
-    ]
-    for name, frames in (
+    val = split_blocks(load_voc(DATA / "road-signs"))[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = sign_clip(Path(tmp) / "val.mp4", [s.index for s in val], hold=1, gap=0)
+        clip_frames = _read_frames(clip)
+    inputs = (
         (args.video.name, video_frames),
-        ("road-sign val images", images),
-    ):
+        ("road-sign val images as a 416x416 clip", clip_frames),
+    )
+    for name, frames in inputs:
         ours = theirs = matched = 0
         for i in range(0, len(frames), options.batch):
             batch = frames[i : i + options.batch]

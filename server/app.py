@@ -52,7 +52,9 @@ class SignwatchASGI:
     event hub and runner.
     """
 
-    def __init__(self, app: Quart, sio: socketio.AsyncServer, services: Services) -> None:
+    def __init__(
+        self, app: Quart, sio: socketio.AsyncServer, services: Services
+    ) -> None:
         self.app = app
         self.services = services
         self._sio_app = socketio.ASGIApp(sio, socketio_path=SOCKETIO_PATH)
@@ -63,7 +65,7 @@ class SignwatchASGI:
         if scope["type"] in {"http", "websocket"} and path.startswith(self._prefix):
             await self._sio_app(scope, receive, send)
         else:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # type: ignore[arg-type]
 
 
 def create_app(settings: Settings, runner: JobRunner | None = None) -> SignwatchASGI:
@@ -138,13 +140,18 @@ def _add_error_handlers(app: Quart) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         message = exc.description or exc.name or "Request failed."
         if exc.code == 413:
-            code, message = "too_large", "The request body exceeds the upload size limit."
+            code, message = (
+                "too_large",
+                "The request body exceeds the upload size limit.",
+            )
         return jsonify(error_body(code, message)), exc.code or 500
 
     @app.errorhandler(Exception)
     async def on_crash(exc: Exception) -> tuple[Response, int]:
         logger.error("unhandled error", exc_info=exc)
-        return jsonify(error_body("internal", "The server failed to handle the request.")), 500
+        return jsonify(
+            error_body("internal", "The server failed to handle the request.")
+        ), 500
 
 
 def _find(services: Services, rec_id: str) -> Status:
@@ -186,6 +193,11 @@ def _add_api_routes(app: Quart, services: Services) -> None:
         status = await uploads.receive(request, settings)
         services.store.apply(status)
         services.runner.submit(status["id"])
+        if _wants_html():
+            # A plain form post (no JavaScript): land on the recording's page.
+            return Response(
+                status=303, headers={"Location": f"/recordings/{status['id']}"}
+            ), 303
         return jsonify(status), 201
 
     @app.get("/api/recordings/<rec_id>")
@@ -224,6 +236,15 @@ def _add_api_routes(app: Quart, services: Services) -> None:
         return await send_file(path, conditional=True)
 
 
+def _wants_html() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return (
+        best == "text/html"
+        and request.accept_mimetypes["text/html"]
+        > request.accept_mimetypes["application/json"]
+    )
+
+
 def _result_file(folder: Path, name: str) -> Path:
     parts = Path(name).parts
     if not parts or any(p in {"..", "."} or p.startswith(".") for p in parts):
@@ -243,8 +264,22 @@ def _remove_folder(root: Path, rec_id: str) -> None:
     shutil.rmtree(trash, ignore_errors=True)
 
 
+CSP = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self'; "
+    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+
+
 def _add_page_routes(app: Quart, services: Services) -> None:
     vendor = CLIENT_DIR / "node_modules" / "socket.io-client" / "dist"
+
+    @app.after_request
+    async def harden(response: Response) -> Response:
+        if response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.get("/")
     async def index() -> Response:
@@ -253,13 +288,13 @@ def _add_page_routes(app: Quart, services: Services) -> None:
     @app.get("/status")
     async def status_page() -> str:
         statuses = services.store.all()
-        boot = {"recordings": statuses, "etag": services.store.etag()}
+        boot = {"etag": services.store.etag()}
         return await render_template("status.html", recordings=statuses, boot=boot)
 
     @app.get("/recordings/<rec_id>")
     async def recording_page(rec_id: str) -> str:
         status = _find(services, rec_id)
-        return await render_template("recording.html", recording=status, boot=status)
+        return await render_template("recording.html", recording=status)
 
     @app.get("/vendor/<name>")
     async def vendor_file(name: str) -> Response:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import config
-from .errors import SignwatchError
+from .errors import ConfigError, SignwatchError
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +25,21 @@ def _serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="interface to bind (SIGNWATCH_HOST; 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (SIGNWATCH_PORT; 8000)")
     parser.add_argument(
-        "--recordings", type=Path, help="recordings root (SIGNWATCH_RECORDINGS; ./recordings)"
+        "--recordings",
+        type=Path,
+        help="recordings root (SIGNWATCH_RECORDINGS; ./recordings)",
     )
-    parser.add_argument("--weights", type=Path, help="model weights (SIGNWATCH_WEIGHTS)")
-    parser.add_argument("--workers", type=int, help="concurrent jobs (SIGNWATCH_WORKERS; 1)")
+    parser.add_argument(
+        "--weights", type=Path, help="model weights (SIGNWATCH_WEIGHTS)"
+    )
+    parser.add_argument(
+        "--workers", type=int, help="concurrent jobs (SIGNWATCH_WORKERS; 1)"
+    )
     parser.add_argument("--device", help="inference device (SIGNWATCH_DEVICE; cpu)")
     parser.add_argument(
-        "--log-level", dest="log_level", help="debug, info, warning or error (SIGNWATCH_LOG_LEVEL)"
+        "--log-level",
+        dest="log_level",
+        help="debug, info, warning or error (SIGNWATCH_LOG_LEVEL)",
     )
 
 
@@ -39,14 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="signwatch", description=__doc__)
     commands = parser.add_subparsers(dest="command")
-    _serve_args(commands.add_parser("serve", help="run the status server (the default)"))
+    _serve_args(
+        commands.add_parser("serve", help="run the status server (the default)")
+    )
 
     upload = commands.add_parser("upload", help="upload a video to a running server")
     upload.add_argument("file", type=Path)
     upload.add_argument("--url", default=None, help="server URL (SIGNWATCH_URL)")
-    upload.add_argument("--follow", action="store_true", help="show progress until the job ends")
-    upload.add_argument("--annotate", action="store_true", help="also render an annotated video")
-    for name, kind in (("imgsz", int), ("conf", float), ("stride", int), ("batch", int)):
+    upload.add_argument(
+        "--follow", action="store_true", help="show progress until the job ends"
+    )
+    upload.add_argument(
+        "--annotate", action="store_true", help="also render an annotated video"
+    )
+    for name, kind in (
+        ("imgsz", int),
+        ("conf", float),
+        ("stride", int),
+        ("batch", int),
+    ):
         upload.add_argument(f"--{name}", type=kind)
 
     follow = commands.add_parser("follow", help="print events as JSON lines")
@@ -57,19 +76,27 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, default=_SHARED / "road-signs")
     train.add_argument("--out", type=Path, default=Path(".cache/train"))
     train.add_argument(
-        "--pretrained", type=Path, default=_SHARED / "pretrained" / "yolov5n-coco.state_dict.pt"
+        "--pretrained",
+        type=Path,
+        default=_SHARED / "pretrained" / "yolov5n-coco.state_dict.pt",
     )
-    train.add_argument("--no-pretrained", action="store_true", help="start from random weights")
+    train.add_argument(
+        "--no-pretrained", action="store_true", help="start from random weights"
+    )
     train.add_argument("--imgsz", type=int, default=320)
     train.add_argument("--epochs", type=int, default=60)
     train.add_argument("--hours", type=float, help="time budget; overrides --epochs")
     train.add_argument("--batch", type=int, default=16)
     train.add_argument("--workers", type=int, default=2)
     train.add_argument("--device", default="cpu")
-    train.add_argument("--limit", type=int, help="use only N images per split (smoke runs)")
+    train.add_argument(
+        "--limit", type=int, help="use only N images per split (smoke runs)"
+    )
     train.add_argument("--ship", type=Path, help="copy the stripped best weights here")
 
-    evaluate = commands.add_parser("evaluate", help="report mAP of weights on a VOC folder")
+    evaluate = commands.add_parser(
+        "evaluate", help="report mAP of weights on a VOC folder"
+    )
     evaluate.add_argument("--weights", type=Path, default=config.DEFAULT_WEIGHTS)
     evaluate.add_argument("--data", type=Path, default=_SHARED / "road-signs")
     evaluate.add_argument("--split", choices=("val", "all"), default="val")
@@ -111,11 +138,12 @@ def _serve(values: dict[str, Any]) -> int:
 
     settings = config.resolve(values)
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     logging.getLogger("watchfiles").setLevel(logging.WARNING)
     if not settings.weights.is_file():
-        raise config.ConfigError(
+        raise ConfigError(
             f"Model weights {str(settings.weights)!r} do not exist; set --weights or "
             "SIGNWATCH_WEIGHTS to a YOLO .pt file."
         )
@@ -163,7 +191,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .training import evaluate, report_json
 
     logging.basicConfig(level=logging.WARNING)
-    report = evaluate(args.weights, args.data, args.cache, args.imgsz, args.device, args.split)
+    report = evaluate(
+        args.weights, args.data, args.cache, args.imgsz, args.device, args.split
+    )
     if args.json:
         print(report_json(report))
     else:

@@ -63,7 +63,9 @@ class EventStream:
         )
         for name in ("snapshot", "status", "removed", "resumed"):
             self._sio.on(name, self._handler(name))
-        self._sio.on("connect", lambda: self._queue.put_nowait(Event("connected", None)))
+        self._sio.on(
+            "connect", lambda: self._queue.put_nowait(Event("connected", None))
+        )
         self._sio.on("disconnect", self._on_disconnect)
 
     async def __aenter__(self) -> EventStream:
@@ -170,9 +172,12 @@ async def upload(
     }
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-            f"{url.rstrip('/')}/api/recordings", data=body(), headers=headers
-        ) as response:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(
+                f"{url.rstrip('/')}/api/recordings", data=body(), headers=headers
+            ) as response,
+        ):
             payload = await response.json(content_type=None)
     except aiohttp.ClientError as exc:
         raise ClientError(f"Upload to {url!r} failed: {exc}") from exc
@@ -183,7 +188,9 @@ async def upload(
     return status
 
 
-def _multipart_frame(boundary: str, path: Path, options: dict[str, Any]) -> tuple[bytes, bytes]:
+def _multipart_frame(
+    boundary: str, path: Path, options: dict[str, Any]
+) -> tuple[bytes, bytes]:
     parts = []
     for key, value in options.items():
         text = str(value).lower() if isinstance(value, bool) else str(value)
@@ -199,7 +206,9 @@ def _multipart_frame(boundary: str, path: Path, options: dict[str, Any]) -> tupl
     return "".join(parts).encode(), f"\r\n--{boundary}--\r\n".encode()
 
 
-async def follow_one(url: str, rec_id: str, on_status: Callable[[Status], None]) -> Status:
+async def follow_one(
+    url: str, rec_id: str, on_status: Callable[[Status], None]
+) -> Status:
     """Follow one recording until it is `completed` or `error`; return that status."""
     async with EventStream(url, only=[rec_id]) as stream:
         status = stream.recordings[rec_id]
@@ -208,7 +217,7 @@ async def follow_one(url: str, rec_id: str, on_status: Callable[[Status], None])
             return status
         async for event in stream:
             if event.name == "status" and event.data["id"] == rec_id:
-                status = event.data
+                status = dict(event.data)
                 on_status(status)
                 if status["state"] in FINAL_STATES:
                     return status
@@ -226,7 +235,7 @@ def main(command: str, args: Any) -> int:
 
 
 async def _upload_command(url: str, args: Any) -> int:
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     options = {k: getattr(args, k) for k in ("imgsz", "conf", "stride", "batch")}
     options = {k: v for k, v in options.items() if v is not None}
@@ -239,7 +248,15 @@ async def _upload_command(url: str, args: Any) -> int:
             bar.update(done - bar.n)
 
         status = await upload(url, args.file, options, sent)
-    print(json.dumps({"id": status["id"], "state": status["state"], "url": f"{url}/recordings/{status['id']}"}))
+    print(
+        json.dumps(
+            {
+                "id": status["id"],
+                "state": status["state"],
+                "url": f"{url}/recordings/{status['id']}",
+            }
+        )
+    )
     if not args.follow:
         return 0
     final = await _follow_with_bar(url, status["id"])
@@ -272,7 +289,11 @@ async def _follow_command(url: str, rec_id: str | None) -> int:
                 return 0 if status["state"] == "completed" else 1
         async for event in stream:
             _print_event(event.name, event.data)
-            if rec_id and event.name == "status" and event.data["state"] in FINAL_STATES:
+            if (
+                rec_id
+                and event.name == "status"
+                and event.data["state"] in FINAL_STATES
+            ):
                 return 0 if event.data["state"] == "completed" else 1
     return 0  # pragma: no cover
 

@@ -11,7 +11,7 @@ from typing import Any
 from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "signwatch-yolov5n.pt"
+DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "signwatch-signs.pt"
 
 
 def _bool(text: str) -> bool:
@@ -74,7 +74,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
-def resolve(args: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
+def resolve(
+    args: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
     """Build settings from explicit arguments, then the environment, then defaults.
 
     Args:
@@ -109,15 +111,25 @@ def _check(s: Settings) -> None:
         (s.max_upload_bytes > 0, "max_upload_bytes", "positive"),
         (s.max_duration_s > 0, "max_duration_s", "positive"),
         (s.workers >= 1, "workers", "at least 1"),
-        (32 <= s.imgsz <= 4096 and s.imgsz % 32 == 0, "imgsz", "a multiple of 32 in 32..4096"),
+        (
+            32 <= s.imgsz <= 4096 and s.imgsz % 32 == 0,
+            "imgsz",
+            "a multiple of 32 in 32..4096",
+        ),
         (0.0 < s.conf < 1.0, "conf", "between 0 and 1"),
         (s.stride >= 1, "stride", "at least 1"),
         (s.batch >= 1, "batch", "at least 1"),
         (s.reconcile_s > 0, "reconcile_s", "positive"),
         (s.progress_interval_s >= 0, "progress_interval_s", "zero or positive"),
         (s.runner in {"embedded"}, "runner", "'embedded'"),
-        (s.log_level in {"debug", "info", "warning", "error"}, "log_level", "debug, info, warning or error"),
+        (
+            s.log_level in {"debug", "info", "warning", "error"},
+            "log_level",
+            "debug, info, warning or error",
+        ),
     ]
     for ok, name, expected in checks:
         if not ok:
-            raise ConfigError(f"Setting {name}={getattr(s, name)!r} must be {expected}.")
+            raise ConfigError(
+                f"Setting {name}={getattr(s, name)!r} must be {expected}."
+            )

@@ -174,7 +174,11 @@ class EventHub:
             self.view[item.rec_id] = item.status
             await self.sio.emit("status", item.status, to=rooms)
         self.emitted += 1
-        logger.debug("emitted %s for %s", "removed" if item.status is None else "status", item.rec_id)
+        logger.debug(
+            "emitted %s for %s",
+            "removed" if item.status is None else "status",
+            item.rec_id,
+        )
 
     async def _welcome(self, item: _Welcome) -> None:
         everything = item.auth.get("all", True) is not False
@@ -191,8 +195,10 @@ class EventHub:
             for rec_id in known:
                 if isinstance(rec_id, str) and is_valid_id(rec_id):
                     await self.sio.enter_room(item.sid, room_of(rec_id))
-        candidates = self.view.values() if everything else (
-            self.view[r] for r in known if r in self.view
+        candidates = (
+            self.view.values()
+            if everything
+            else (self.view[r] for r in known if r in self.view)
         )
         missed = [s for s in candidates if known.get(s["id"]) != s["seq"]]
         for status in sort_newest_first(missed):
@@ -206,7 +212,9 @@ class EventHub:
 
     # Handlers: run in python-socketio's tasks.
 
-    async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+    async def _connect(
+        self, sid: str, environ: dict[str, Any], auth: Any = None
+    ) -> None:
         # always_connect=True: the client is connected already, so queued
         # welcome messages cannot overtake the CONNECT packet.
         self._queue.put_nowait(_Welcome(sid, auth if isinstance(auth, dict) else {}))

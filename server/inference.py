@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import queue
 import re
 import shutil
@@ -17,6 +18,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -240,6 +243,7 @@ class YoloDetector:
         options: InferenceOptions,
         backend: str = "torch",
         export_dir: Path | None = None,
+        workers: int | None = None,
     ) -> None:
         """Load `weights` and the tracker settings named by `options.tracker`.
 
@@ -249,6 +253,9 @@ class YoloDetector:
             backend: one of `BACKENDS`; "openvino" and "onnx" export the
                 weights once (offline) into `export_dir` and reuse the export.
             export_dir: cache of exports; `.cache/exports` of the checkout.
+            workers: model copies that predict parts of a batch in parallel
+                threads, each with an equal share of the CPU cores; by default
+                2 on a CPU with 2 or more cores, else 1.
 
         Raises:
             ModelError: the weights are missing or cannot be loaded or exported.
@@ -265,19 +272,30 @@ class YoloDetector:
         self.class_names: dict[int, str] = {
             int(k): str(v) for k, v in model.names.items()
         }
+        path = weights
         if backend != "torch":
-            exported = _export(weights, backend, options.imgsz, export_dir)
-            model = load_yolo(exported)
-        self._model = model
+            path = _export(weights, backend, options.imgsz, export_dir)
+            model = load_yolo(path)
+        count = workers or _default_workers(options.device)
+        self._models = [model] + [load_yolo(path) for _ in range(count - 1)]
+        self._pool = (
+            ThreadPoolExecutor(count, "signwatch-predict") if count > 1 else None
+        )
         self._tracker_cfg = _tracker_config(options.tracker)
         self._tracker: Any = None
-        self._warm_up()
+        self._warm_up(count)
         self.reset()
-        logger.info("loaded %s on %s (%s)", weights.name, options.device, backend)
+        logger.info(
+            "loaded %s on %s (%s, %d workers)",
+            weights.name,
+            options.device,
+            backend,
+            count,
+        )
 
     @property
     def name(self) -> str:
-        """File name of the weights, e.g. "signwatch-yolov5n.pt"."""
+        """File name of the weights, e.g. "signwatch-signs.pt"."""
         return self._weights.name
 
     def reset(self) -> None:
@@ -286,15 +304,39 @@ class YoloDetector:
 
         self._tracker = BYTETracker(self._tracker_cfg)  # type: ignore[no-untyped-call]
 
-    def _warm_up(self) -> None:
-        # The first predict builds the predictor (and compiles exports); do it
+    def _warm_up(self, workers: int) -> None:
+        # The first predict builds each predictor (and compiles exports); do it
         # now so a run's wall time and first progress report exclude it.
         blank = np.zeros((self._options.imgsz, self._options.imgsz, 3), np.uint8)
-        self.predict([blank])
+        self.predict([blank] * workers)
 
     def predict(self, frames: Sequence[Frame]) -> list[Any]:
-        """Return ultralytics' raw `Boxes` of each frame (no tracking)."""
-        results = self._model.predict(
+        """Return ultralytics' raw `Boxes` of each frame (no tracking).
+
+        With several workers, the batch is cut into contiguous parts that are
+        predicted at the same time, each by its own model copy (ultralytics'
+        predictors are not thread-safe, so copies are not shared).
+        """
+        self._share_cores()
+        parts = _split(frames, len(self._models))
+        if self._pool is None or len(parts) == 1:
+            return self._predict_part(self._models[0], parts[0])
+        done = self._pool.map(self._predict_part, self._models, parts)
+        return [boxes for part in done for boxes in part]
+
+    def _share_cores(self) -> None:
+        # Ultralytics sets torch to cores - 1 threads when a predictor starts
+        # (torch_utils.select_device); share all cores among the workers instead.
+        if self._options.device != "cpu":
+            return
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // len(self._models))
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+    def _predict_part(self, model: Any, frames: Sequence[Frame]) -> list[Any]:
+        results = model.predict(
             list(frames),
             imgsz=self._options.imgsz,
             conf=self._options.conf,
@@ -433,7 +475,8 @@ class _Progress:
         if not final and now - self._last < _PROGRESS_INTERVAL_S:
             return
         self._last = now
-        total = max(self._total, done)
+        # Containers may overstate their frame count; the end is the end.
+        total = done if final else max(self._total, done)
         elapsed = now - self._started
         fps = done / elapsed if elapsed > 0 else 0.0
         eta = (total - done) / fps if fps > 0 else None
@@ -507,19 +550,15 @@ def _run(
     progress = _Progress(on_progress, math.ceil(count / options.stride), clock)
     summary = Summary()
     thumbs = Thumbnails(out_dir)
-    video = None
-    if options.annotate:
-        video = AnnotatedVideo(
-            out_dir / VIDEO_NAME,
-            reader.width,
-            reader.height,
-            reader.fps / options.stride,
-        )
     detector.reset()
     done = 0
     logger.info("inference on %s: %d frames, %s", video_path.name, count, options)
 
-    with reader, DetectionLog(out_dir) as log:
+    with (
+        reader,
+        DetectionLog(out_dir) as log,
+        _annotated(reader, out_dir, options) as video,
+    ):
         for batch in reader.batches(options.batch):
             # Stop between batches when the user cancelled.
             if should_stop is not None and should_stop():
@@ -541,9 +580,7 @@ def _run(
             progress.update(done)
             logger.debug("frames %d..%d done", batch[0].index, batch[-1].index)
 
-    # Finish the files that are only complete at the end.
-    if video is not None:
-        video.close()
+    # Write the files that are only complete at the end.
     thumbs.save(summary.track_classes())
     wall_s = clock() - started
     progress.update(done, final=True)
@@ -556,6 +593,24 @@ def _run(
         result["tracks_total"],
     )
     return result
+
+
+def _annotated(
+    reader: _FrameReader, out_dir: Path, options: InferenceOptions
+) -> AbstractContextManager[AnnotatedVideo | None]:
+    if not options.annotate:
+        return nullcontext()
+    fps = reader.fps / options.stride
+    return AnnotatedVideo(out_dir / VIDEO_NAME, reader.width, reader.height, fps)
+
+
+def _default_workers(device: str) -> int:
+    return 2 if device == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+
+
+def _split(frames: Sequence[Frame], parts: int) -> list[Sequence[Frame]]:
+    size = math.ceil(len(frames) / parts) if frames else 1
+    return [frames[i : i + size] for i in range(0, len(frames), size)] or [frames]
 
 
 def _remove_results(out_dir: Path) -> None:
@@ -578,7 +633,7 @@ def load_yolo(path: Path) -> Any:
             return YOLO(str(path), task="detect")
         # Ultralytics rewrites any '*yolov5n.pt' path to '*yolov5nu.pt' before
         # opening it, even when the file exists (checks.check_yolov5u_filename),
-        # so our 'signwatch-yolov5n.pt' is opened through a neutral alias.
+        # so checkpoints are opened through a neutral alias whatever their name.
         with tempfile.TemporaryDirectory(prefix="signwatch-") as tmp:
             alias = Path(tmp) / "weights.pt"
             alias.symlink_to(path.resolve())

@@ -151,7 +151,12 @@ class EmbeddedRunner:
         """Requeue a job a crash left `processing`, or fail it with the reason."""
         status = self._read(rec_id)
         if not _source(self.root / rec_id):
-            return _finish(self.root, rec_id, "error", "The uploaded video is missing; it cannot be processed again.")
+            return _finish(
+                self.root,
+                rec_id,
+                "error",
+                "The uploaded video is missing; it cannot be processed again.",
+            )
         if status.get("attempts", 0) >= MAX_ATTEMPTS:
             return _finish(
                 self.root,
@@ -377,7 +382,11 @@ class _ProgressWriter:
         self._last = 0.0
 
     def __call__(
-        self, frames_done: int, frames_total: int | None, fps: float | None, eta_s: float | None
+        self,
+        frames_done: int,
+        frames_total: int | None,
+        fps: float | None,
+        eta_s: float | None,
     ) -> None:
         now = time.monotonic()
         final = frames_total is not None and frames_done >= frames_total

@@ -32,4 +32,4 @@ def _disable_settings_sync() -> None:
 
     off = {key: False for key in _INTEGRATIONS if SETTINGS.get(key)}
     if off:
-        SETTINGS.update(**off)
+        SETTINGS.update(**off)  # type: ignore[no-untyped-call]

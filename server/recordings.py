@@ -105,7 +105,9 @@ def validate_status(data: Any) -> Status:
         raise ValueError(f"Expected a JSON object, got {type(data).__name__}.")
     for key, kind in _REQUIRED.items():
         if not isinstance(data.get(key), kind) or isinstance(data.get(key), bool):
-            raise ValueError(f"Field {key!r} must be {kind.__name__}, got {data.get(key)!r}.")
+            raise ValueError(
+                f"Field {key!r} must be {kind.__name__}, got {data.get(key)!r}."
+            )
     if data["state"] not in STATES:
         raise ValueError(f"State {data['state']!r} is not one of {STATES}.")
     if not is_valid_id(data["id"]):
@@ -148,7 +150,9 @@ def read_status(root: Path, rec_id: str) -> Status | None:
         logger.warning("ignoring bad status file %s: %s", path, exc)
         return None
     if status["id"] != rec_id:
-        logger.warning("ignoring %s: its id %r does not match its folder", path, status["id"])
+        logger.warning(
+            "ignoring %s: its id %r does not match its folder", path, status["id"]
+        )
         return None
     return status
 

@@ -235,6 +235,20 @@ class AnnotatedVideo:
             self._container.mux(packet)
         self._container.close()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self._container.close()
+
 
 def draw_detections(
     image: Frame, detections: list[Detection], labels: bool = True

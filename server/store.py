@@ -76,9 +76,8 @@ class StatusStore:
         """
         rec_id = status["id"]
         held = self._items.get(rec_id)
-        if held is not None:
-            if status["seq"] < held["seq"] or status == held:
-                return False
+        if held is not None and (status["seq"] < held["seq"] or status == held):
+            return False
         self._items[rec_id] = status
         self._changed(rec_id, status)
         return True

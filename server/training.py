@@ -75,12 +75,14 @@ def build_initial_checkpoint(pretrained: Path | None, out: Path) -> Path:
     import torch
     from ultralytics.nn.tasks import DetectionModel
 
-    model = DetectionModel(ARCH, nc=len(CLASSES), verbose=False)
+    model = DetectionModel(ARCH, nc=len(CLASSES), verbose=False)  # type: ignore[no-untyped-call]
     if pretrained is not None:
         if not pretrained.is_file():
             raise ModelError(f"Pretrained weights {str(pretrained)!r} do not exist.")
         state = torch.load(pretrained, map_location="cpu", weights_only=True)
-        body = {k: v.float() for k, v in state.items() if not k.startswith(_HEAD_PREFIX)}
+        body = {
+            k: v.float() for k, v in state.items() if not k.startswith(_HEAD_PREFIX)
+        }
         missing, unexpected = model.load_state_dict(body, strict=False)
         if unexpected or any(not k.startswith(_HEAD_PREFIX) for k in missing):
             raise ModelError(
@@ -97,7 +99,7 @@ def build_initial_checkpoint(pretrained: Path | None, out: Path) -> Path:
 def train(cfg: TrainConfig) -> Path:
     """Run the full recipe and return the path of the best weights."""
     offline.configure()
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # type: ignore[attr-defined]
 
     data_yaml = prepare_dataset(cfg.data, cfg.out / "dataset", cfg.limit)
     init = build_initial_checkpoint(cfg.pretrained, cfg.out / "init.pt")
@@ -124,14 +126,18 @@ def train(cfg: TrainConfig) -> Path:
     model = YOLO(str(init))
     model.train(**args)
     best = cfg.out / "run" / "weights" / "best.pt"
-    logger.info("training took %.1f min; best weights %s", (time.monotonic() - started) / 60, best)
+    logger.info(
+        "training took %.1f min; best weights %s",
+        (time.monotonic() - started) / 60,
+        best,
+    )
     return best
 
 
 def resume(last: Path) -> Path:
     """Resume an interrupted run from its `last.pt`."""
     offline.configure()
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # type: ignore[attr-defined]
 
     YOLO(str(last)).train(resume=True)
     return last.parent / "best.pt"
@@ -157,7 +163,9 @@ class EvalReport:
             "|---|---:|---:|---:|",
         ]
         for name, m in self.per_class.items():
-            rows.append(f"| {name} | {int(m['boxes'])} | {m['map50']:.3f} | {m['map50_95']:.3f} |")
+            rows.append(
+                f"| {name} | {int(m['boxes'])} | {m['map50']:.3f} | {m['map50_95']:.3f} |"
+            )
         rows.append(f"| **all** | | **{self.map50:.3f}** | **{self.map50_95:.3f}** |")
         return "\n".join(rows)
 
@@ -179,7 +187,7 @@ def evaluate(
         split: "val" for the validation blocks, "all" for every image.
     """
     offline.configure()
-    from ultralytics import YOLO
+    from ultralytics import YOLO  # type: ignore[attr-defined]
 
     if not weights.is_file():
         raise ModelError(f"Weights {str(weights)!r} do not exist.")
@@ -193,20 +201,34 @@ def evaluate(
         images = len(val)
     model = YOLO(str(weights))
     metrics = model.val(
-        data=str(data_yaml), imgsz=imgsz, device=device, plots=False, verbose=False,
-        batch=16, workers=0, project=str(cache.resolve()), name="val", exist_ok=True,
+        data=str(data_yaml),
+        imgsz=imgsz,
+        device=device,
+        plots=False,
+        verbose=False,
+        batch=16,
+        workers=0,
+        project=str(cache.resolve()),
+        name="val",
+        exist_ok=True,
     )
     return _report(weights, voc_root, imgsz, images, metrics)
 
 
-def _report(weights: Path, voc_root: Path, imgsz: int, images: int, metrics: Any) -> EvalReport:
+def _report(
+    weights: Path, voc_root: Path, imgsz: int, images: int, metrics: Any
+) -> EvalReport:
     names = metrics.names
     per_class = {}
     counts = metrics.nt_per_class if hasattr(metrics, "nt_per_class") else None
     for i, cls in enumerate(metrics.ap_class_index):
         ap50, ap = metrics.box.class_result(i)[2:4]
         boxes = float(counts[cls]) if counts is not None else float("nan")
-        per_class[names[int(cls)]] = {"map50": float(ap50), "map50_95": float(ap), "boxes": boxes}
+        per_class[names[int(cls)]] = {
+            "map50": float(ap50),
+            "map50_95": float(ap),
+            "boxes": boxes,
+        }
     return EvalReport(
         weights=str(weights),
         data=str(voc_root),

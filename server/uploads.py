@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from quart import Request
-from werkzeug.sansio.multipart import Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+)
 
 from . import video
 from .config import Settings
@@ -117,20 +124,27 @@ async def _stream(
                     handle = got.path.open("wb")
                 elif isinstance(event, Field):
                     part, buffer = event, bytearray()
-                elif isinstance(part, File) and handle is not None:
-                    got.size += len(event.data)
-                    if got.size > limit:
-                        raise UploadTooLargeError(
-                            f"The upload exceeds the limit of {limit} bytes."
-                        )
-                    await asyncio.to_thread(handle.write, event.data)
-                elif isinstance(part, Field):
-                    buffer += event.data
-                    if len(buffer) > _MAX_FIELD_BYTES:
-                        raise BadRequestError(f"Form field {part.name!r} is too long.")
-                    if not event.more_data:
-                        got.fields[part.name] = buffer.decode("utf-8", "replace")
+                elif isinstance(event, Data):
+                    if isinstance(part, File) and handle is not None:
+                        got.size += len(event.data)
+                        if got.size > limit:
+                            raise UploadTooLargeError(
+                                f"The upload exceeds the limit of {limit} bytes."
+                            )
+                        await asyncio.to_thread(handle.write, event.data)
+                    elif isinstance(part, Field):
+                        buffer += event.data
+                        if len(buffer) > _MAX_FIELD_BYTES:
+                            raise BadRequestError(
+                                f"Form field {part.name!r} is too long."
+                            )
+                        if not event.more_data:
+                            got.fields[part.name] = buffer.decode("utf-8", "replace")
                 event = decoder.next_event()
+        if not isinstance(event, Epilogue):
+            raise BadRequestError(
+                "The multipart body ended before its closing boundary."
+            )
     except ValueError as exc:
         raise BadRequestError(f"The multipart body is malformed: {exc}") from exc
     finally:
@@ -139,11 +153,11 @@ async def _stream(
     return got
 
 
-async def _chunks(body: AsyncIterable[bytes]) -> AsyncIterable[bytes]:
+async def _chunks(body: AsyncIterable[bytes]) -> AsyncIterable[bytes | None]:
     async for chunk in body:
         if chunk:
             yield chunk
-    yield b""
+    yield None  # tells the decoder the body is complete
 
 
 def _display_name(filename: str | None) -> str:
@@ -157,7 +171,11 @@ def _extension(name: str) -> str:
 
 
 def parse_options(fields: dict[str, str], settings: Settings) -> dict[str, Any]:
-    """Inference options of an upload: form fields over the server defaults."""
+    """Inference options of an upload: form fields over the server defaults.
+
+    Blank fields count as absent: a plain HTML form posts every input.
+    """
+    fields = {key: text for key, text in fields.items() if text.strip()}
     unknown = sorted(set(fields) - _OPTION_FIELDS)
     if unknown:
         raise BadRequestError(

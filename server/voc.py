@@ -137,13 +137,19 @@ def write_yolo_dataset(
     data_yaml.write_text(
         f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
     )
-    logger.info("wrote yolo dataset to %s (%d train, %d val)", out, len(train), len(val))
+    logger.info(
+        "wrote yolo dataset to %s (%d train, %d val)", out, len(train), len(val)
+    )
     return data_yaml
 
 
-def _write_sample(sample: Sample, out: Path, split: str, classes: tuple[str, ...]) -> None:
+def _write_sample(
+    sample: Sample, out: Path, split: str, classes: tuple[str, ...]
+) -> None:
     if not sample.image.is_file():
-        raise DatasetError(f"Image {str(sample.image)!r} named by an annotation is missing.")
+        raise DatasetError(
+            f"Image {str(sample.image)!r} named by an annotation is missing."
+        )
     target = out / "images" / split / sample.image.name
     try:
         target.symlink_to(sample.image.resolve())
@@ -152,8 +158,12 @@ def _write_sample(sample: Sample, out: Path, split: str, classes: tuple[str, ...
     lines = []
     for box in sample.boxes:
         if box.name not in classes:
-            raise DatasetError(f"Unknown class {box.name!r}; expected one of {classes}.")
-        lines.append(_yolo_line(box, classes.index(box.name), sample.width, sample.height))
+            raise DatasetError(
+                f"Unknown class {box.name!r}; expected one of {classes}."
+            )
+        lines.append(
+            _yolo_line(box, classes.index(box.name), sample.width, sample.height)
+        )
     (out / "labels" / split / f"{sample.image.stem}.txt").write_text("".join(lines))
 
 

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import secrets
-from pathlib import Path
 
 from watchfiles import Change, awatch
 
@@ -79,21 +78,22 @@ class StatusWatcher:
     async def start(self) -> None:
         """Probe the notifier, load every status and start watching."""
         self.root.mkdir(parents=True, exist_ok=True)
-        if self.force_polling is None:
-            if not await self._probe():
-                logger.warning(
-                    "no file events arrive from %s (a network mount?); "
-                    "falling back to polling every %.1f s",
-                    self.root,
-                    self.poll_s,
-                )
-                self.polling = True
+        if self.force_polling is None and not await self._probe():
+            logger.warning(
+                "no file events arrive from %s (a network mount?); "
+                "falling back to polling every %.1f s",
+                self.root,
+                self.poll_s,
+            )
+            self.polling = True
         self.reconcile()
         self._tasks = [
             asyncio.create_task(self._watch_forever(), name="watcher"),
             asyncio.create_task(self._reconcile_forever(), name="reconcile"),
         ]
-        logger.info("watching %s (%s, %d recordings)", self.root, self.mode, len(self.store))
+        logger.info(
+            "watching %s (%s, %d recordings)", self.root, self.mode, len(self.store)
+        )
 
     async def stop(self) -> None:
         """Stop watching and wait for the tasks to end."""

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from support import LiveServer, start_server
 
 
@@ -15,7 +14,9 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
     """Start real servers (`python -m server`); each is stopped after the test."""
     started: list[LiveServer] = []
 
-    def start(root: Path | None = None, port: int | None = None, **env: str) -> LiveServer:
+    def start(
+        root: Path | None = None, port: int | None = None, **env: str
+    ) -> LiveServer:
         root = root or tmp_path / "recordings"
         root.mkdir(parents=True, exist_ok=True)
         server = start_server(root, tmp_path / "server.log", port, **env)

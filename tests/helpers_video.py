@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"
 DASHCAM = DATA / "videos" / "solidWhiteRight.mp4"
 ROAD_SIGNS = DATA / "road-signs"
-WEIGHTS = REPO / "models" / "signwatch-yolov5n.pt"
+WEIGHTS = REPO / "models" / "signwatch-signs.pt"
 
 # Validation-split images with one large sign each, two per class, that the
 # shipped model detects clearly on its own.

@@ -123,7 +123,7 @@ def completed_result(classes: dict[str, tuple[int, int]]) -> dict[str, Any]:
         "detections_total": sum(d for _, d in classes.values()),
         "frames_processed": 220,
         "wall_s": 14.1,
-        "model": "signwatch-yolov5n.pt",
+        "model": "signwatch-signs.pt",
     }
 
 

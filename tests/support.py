@@ -24,7 +24,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 SHARED = PROJECT.parent / "shared" / "data"
 CLIP = SHARED / "videos" / "solidWhiteRight.mp4"
 ROAD_SIGNS = SHARED / "road-signs"
-WEIGHTS = PROJECT / "models" / "signwatch-yolov5n.pt"
+WEIGHTS = PROJECT / "models" / "signwatch-signs.pt"
 SCHEMA = PROJECT / "server" / "schema" / "status.schema.json"
 ARTIFACTS = PROJECT / "tests" / "artifacts"
 FAKE_DETECTOR = "fakes:make_detector"
@@ -71,7 +71,9 @@ class LiveServer:
             return json.loads(response.read())
 
 
-def start_server(root: Path, log: Path, port: int | None = None, **env: str) -> LiveServer:
+def start_server(
+    root: Path, log: Path, port: int | None = None, **env: str
+) -> LiveServer:
     """Start `python -m server` (on a free port by default) and wait until it answers."""
     port = port or free_port()
     full_env = {
@@ -102,7 +104,9 @@ def start_server(root: Path, log: Path, port: int | None = None, **env: str) -> 
     raise RuntimeError(f"server did not answer in time:\n{server.output()}")
 
 
-def make_recording(root: Path, rec_id: str, name: str = "clip.mp4", **fields: Any) -> dict[str, Any]:
+def make_recording(
+    root: Path, rec_id: str, name: str = "clip.mp4", **fields: Any
+) -> dict[str, Any]:
     """Create a recording folder with a status.json, as the pipeline would."""
     (root / rec_id).mkdir(parents=True, exist_ok=True)
     return write_status(root, new_status(rec_id, name, **fields))
@@ -133,7 +137,9 @@ class EventLog:
 
     async def connect(self, url: str, auth: dict[str, Any] | None = None) -> None:
         """Connect over WebSocket."""
-        await self.client.connect(url, auth=auth, transports=["websocket"], wait_timeout=10)
+        await self.client.connect(
+            url, auth=auth, transports=["websocket"], wait_timeout=10
+        )
 
     async def disconnect(self) -> None:
         """Disconnect if connected."""
@@ -161,7 +167,11 @@ class EventLog:
 
     def statuses(self, rec_id: str) -> list[dict[str, Any]]:
         """Every `status` event received for one recording."""
-        return [data for name, data in self.events if name == "status" and data["id"] == rec_id]
+        return [
+            data
+            for name, data in self.events
+            if name == "status" and data["id"] == rec_id
+        ]
 
 
 def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:

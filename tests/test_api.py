@@ -13,7 +13,9 @@ import pytest
 from support import SCHEMA, LiveServer, bump, make_recording, wait_until
 
 
-def _request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def _request(
+    url: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
     req = urllib.request.Request(url, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as response:
@@ -67,14 +69,21 @@ def test_etag_and_304(live_server: LiveServer) -> None:
         ("DELETE", "/api/recordings/nothere", 404, "not_found"),
         ("POST", "/api/recordings/nothere/cancel", 404, "not_found"),
         ("GET", "/api/recordings/done/files/status.json", 404, "not_found"),
-        ("GET", "/api/recordings/done/files/..%2Fdone%2Fstatus.json", 400, "bad_request"),
+        (
+            "GET",
+            "/api/recordings/done/files/..%2Fdone%2Fstatus.json",
+            400,
+            "bad_request",
+        ),
         ("GET", "/api/recordings/done/files/.hidden", 400, "bad_request"),
         ("POST", "/api/recordings/done/cancel", 409, "conflict"),
         ("GET", "/vendor/evil.js", 404, "not_found"),
     ],
     ids=lambda v: str(v),
 )
-def test_errors_are_json(shared_server: LiveServer, method: str, path: str, code: int, error: str) -> None:
+def test_errors_are_json(
+    shared_server: LiveServer, method: str, path: str, code: int, error: str
+) -> None:
     if "done" not in _served(shared_server):
         make_recording(shared_server.root, "done", state="completed")
         wait_until(lambda: "done" in _served(shared_server))
@@ -93,7 +102,9 @@ def test_result_file_served(live_server: LiveServer) -> None:
     (live_server.root / "files" / "detections.csv").write_text("frame,time_s\n")
     wait_until(lambda: "files" in _served(live_server))
 
-    code, headers, body = _request(live_server.url + "/api/recordings/files/files/detections.csv")
+    code, _headers, body = _request(
+        live_server.url + "/api/recordings/files/files/detections.csv"
+    )
 
     assert code == 200 and body == b"frame,time_s\n"
 

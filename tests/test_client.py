@@ -26,7 +26,9 @@ async def _next(stream: EventStream, name: str, timeout: float = 20) -> Any:
     return await asyncio.wait_for(find(), timeout)
 
 
-async def test_stream_resumes_after_server_restart(server_factory: Any, tmp_path: Path) -> None:
+async def test_stream_resumes_after_server_restart(
+    server_factory: Any, tmp_path: Path
+) -> None:
     root = tmp_path / "recordings"
     a = make_recording(root, "a")
     make_recording(root, "b", state="completed")
@@ -48,7 +50,9 @@ async def test_stream_resumes_after_server_restart(server_factory: Any, tmp_path
 
 async def test_upload_and_follow_one(live_server: LiveServer) -> None:
     sent: list[int] = []
-    status = await upload(live_server.url, CLIP, {"stride": 3}, lambda done, size: sent.append(done))
+    status = await upload(
+        live_server.url, CLIP, {"stride": 3}, lambda done, size: sent.append(done)
+    )
     assert sent[-1] == CLIP.stat().st_size
 
     seen: list[str] = []
@@ -61,7 +65,9 @@ async def test_upload_and_follow_one(live_server: LiveServer) -> None:
     assert seen[-1] == "completed"
 
 
-async def test_upload_refused_has_server_message(live_server: LiveServer, tmp_path: Path) -> None:
+async def test_upload_refused_has_server_message(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     with pytest.raises(ClientError, match="refused the upload"):
@@ -83,7 +89,9 @@ def _signwatch(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
     [("fakes:make_detector", 0, "completed"), ("fakes:crash_detector", 1, "error")],
     ids=["completed", "error"],
 )
-def test_upload_follow_command(server_factory: Any, detector: str, code: int, state: str) -> None:
+def test_upload_follow_command(
+    server_factory: Any, detector: str, code: int, state: str
+) -> None:
     server = server_factory(SIGNWATCH_DETECTOR=detector)
 
     done = _signwatch("upload", str(CLIP), "--follow", "--url", server.url)
@@ -96,7 +104,11 @@ def test_upload_follow_command(server_factory: Any, detector: str, code: int, st
 
 def test_follow_command_prints_json_lines(live_server: LiveServer) -> None:
     status = make_recording(live_server.root, "f1", state="processing")
-    wait_until(lambda: "f1" in {s["id"] for s in live_server.get("/api/recordings")["recordings"]})
+    wait_until(
+        lambda: (
+            "f1" in {s["id"] for s in live_server.get("/api/recordings")["recordings"]}
+        )
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "server", "follow", "f1", "--url", live_server.url],
         stdout=subprocess.PIPE, text=True, cwd=PROJECT,

@@ -273,7 +273,7 @@ def test_real_model_on_the_dashcam_clip(yolo: YoloDetector, tmp_path: Path) -> N
     )
 
     assert result["frames_processed"] == 221
-    assert result["model"] == "signwatch-yolov5n.pt"
+    assert result["model"] == "signwatch-signs.pt"
     assert progress.calls[-1][:2] == (221, 221)
     assert set(result["classes"]) <= {"speedlimit", "crosswalk", "trafficlight", "stop"}
     per_class = result["classes"].values()

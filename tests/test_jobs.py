@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,9 @@ from support import CLIP, SCHEMA, LiveServer, wait_until
 from server.recordings import read_status
 
 
-def upload(server: LiveServer, path: Path, field: str = "file", **form: Any) -> requests.Response:
+def upload(
+    server: LiveServer, path: Path, field: str = "file", **form: Any
+) -> requests.Response:
     with path.open("rb") as handle:
         return requests.post(
             server.url + "/api/recordings",
@@ -32,9 +33,12 @@ def state_of(server: LiveServer, rec_id: str) -> dict[str, Any]:
     return requests.get(f"{server.url}/api/recordings/{rec_id}", timeout=10).json()
 
 
-def wait_state(server: LiveServer, rec_id: str, *states: str, timeout: float = 60) -> dict[str, Any]:
+def wait_state(
+    server: LiveServer, rec_id: str, *states: str, timeout: float = 60
+) -> dict[str, Any]:
     return wait_until(
-        lambda: (s := state_of(server, rec_id))["state"] in states and s, timeout=timeout
+        lambda: (s := state_of(server, rec_id))["state"] in states and s,
+        timeout=timeout,
     )
 
 
@@ -63,7 +67,9 @@ def test_upload_runs_to_completed(live_server: LiveServer) -> None:
     assert done["result"]["frames_processed"] == done["progress"]["frames_total"]
     names = {d["name"] for d in done["downloads"]}
     assert {"detections.jsonl", "detections.csv"} <= names
-    csv = requests.get(live_server.url + f"/api/recordings/{rec_id}/files/detections.csv", timeout=10)
+    csv = requests.get(
+        live_server.url + f"/api/recordings/{rec_id}/files/detections.csv", timeout=10
+    )
     assert csv.status_code == 200 and csv.text.startswith("frame,")
 
 
@@ -96,7 +102,15 @@ def _empty(tmp_path: Path) -> Path:
         (lambda t: CLIP, "file", {"imgsz": "33"}, 400, "bad_request", "imgsz"),
         (lambda t: CLIP, "file", {"colour": "red"}, 400, "bad_request", "colour"),
     ],
-    ids=["text", "truncated", "empty", "wrong-field", "bad-stride", "bad-imgsz", "unknown-field"],
+    ids=[
+        "text",
+        "truncated",
+        "empty",
+        "wrong-field",
+        "bad-stride",
+        "bad-imgsz",
+        "unknown-field",
+    ],
 )
 def test_bad_uploads_leave_nothing(
     shared_server: LiveServer, tmp_path: Path, make: Any, field: str,
@@ -134,24 +148,40 @@ def test_cancel_retry_delete(server_factory: Any) -> None:
     wait_state(server, first["id"], "processing")
 
     # Cancel the queued one, then the running one.
-    cancelled_queued = requests.post(f"{server.url}/api/recordings/{queued['id']}/cancel", timeout=30).json()
-    cancelled = requests.post(f"{server.url}/api/recordings/{first['id']}/cancel", timeout=30).json()
-    conflict = requests.post(f"{server.url}/api/recordings/{first['id']}/cancel", timeout=30)
+    cancelled_queued = requests.post(
+        f"{server.url}/api/recordings/{queued['id']}/cancel", timeout=30
+    ).json()
+    cancelled = requests.post(
+        f"{server.url}/api/recordings/{first['id']}/cancel", timeout=30
+    ).json()
+    conflict = requests.post(
+        f"{server.url}/api/recordings/{first['id']}/cancel", timeout=30
+    )
 
-    assert cancelled_queued["state"] == "error" and cancelled_queued["error"] == "Cancelled by user."
+    assert (
+        cancelled_queued["state"] == "error"
+        and cancelled_queued["error"] == "Cancelled by user."
+    )
     assert cancelled["state"] == "error" and cancelled["error"] == "Cancelled by user."
     assert conflict.status_code == 409
     assert not (server.root / first["id"] / "detections.jsonl").exists()
 
     # Retry runs it again to the end; deleting removes the folder.
-    retried = requests.post(f"{server.url}/api/recordings/{queued['id']}/retry", timeout=30).json()
+    retried = requests.post(
+        f"{server.url}/api/recordings/{queued['id']}/retry", timeout=30
+    ).json()
     assert retried["state"] == "validated" and retried["error"] is None
     done = wait_state(server, queued["id"], "completed", "error", timeout=120)
     assert done["state"] == "completed"
     deleted = requests.delete(f"{server.url}/api/recordings/{done['id']}", timeout=10)
     assert deleted.status_code == 204
     assert not (server.root / done["id"]).exists()
-    assert requests.get(f"{server.url}/api/recordings/{done['id']}", timeout=10).status_code == 404
+    assert (
+        requests.get(
+            f"{server.url}/api/recordings/{done['id']}", timeout=10
+        ).status_code
+        == 404
+    )
 
 
 def test_delete_refused_while_active(server_factory: Any) -> None:
@@ -170,7 +200,9 @@ def test_worker_crash_mid_job(server_factory: Any) -> None:
     failed = wait_state(server, rec["id"], "error", "completed")
 
     assert failed["state"] == "error"
-    assert "stopped unexpectedly" in failed["error"] and "exit code 3" in failed["error"]
+    assert (
+        "stopped unexpectedly" in failed["error"] and "exit code 3" in failed["error"]
+    )
     assert requests.get(server.url + "/healthz", timeout=10).json()["ok"] is True
 
 
@@ -211,3 +243,33 @@ def test_restart_fails_job_without_video(server_factory: Any, tmp_path: Path) ->
     failed = wait_state(restarted, rec["id"], "error", "completed")
 
     assert "missing" in failed["error"]
+
+
+def test_multipart_cut_short(shared_server: LiveServer) -> None:
+    before = leftovers(shared_server.root)
+    body = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
+    body += CLIP.read_bytes()[:50000]
+    response = requests.post(
+        shared_server.url + "/api/recordings",
+        data=body,
+        headers={"Content-Type": "multipart/form-data; boundary=xyz"},
+        timeout=30,
+    )
+    assert response.status_code == 400
+    assert "multipart body" in response.json()["error"]["message"]
+    assert leftovers(shared_server.root) == before
+
+
+def test_plain_form_post_redirects(shared_server: LiveServer) -> None:
+    with CLIP.open("rb") as handle:
+        response = requests.post(
+            shared_server.url + "/api/recordings",
+            files={"file": (CLIP.name, handle, "video/mp4")},
+            data={"imgsz": "", "stride": "4"},
+            headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+            allow_redirects=False,
+            timeout=30,
+        )
+    assert response.status_code == 303
+    rec_id = response.headers["Location"].rsplit("/", 1)[1]
+    assert state_of(shared_server, rec_id)["options"]["stride"] == 4

@@ -392,3 +392,46 @@ def test_screenshot(browser: Any, server: LiveServer, viewport: str) -> None:
     scroll_width = page.evaluate("document.documentElement.scrollWidth")
     assert scroll_width <= width, "the page scrolls sideways"
     context.close()
+
+
+def test_thousand_recordings_update_one_row(browser: Any, tmp_path: Path) -> None:
+    root = tmp_path / "recordings"
+    for i in range(1000):
+        state = "processing" if i == 0 else "completed"
+        result = None if i == 0 else completed_result({"stop": (1, 2)})
+        write_status(
+            root,
+            make_status(f"r{i:05d}", f"clip-{i}.mp4", state, 1, age_s=i, result=result),
+        )
+    for server in run_server(root):
+        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        page = context.new_page()
+        page.goto(f"{server.url}/status")
+        wait_conn(page, "live")
+        assert (
+            page.eval_on_selector_all("#rec-list > li", "rows => rows.length") == 1000
+        )
+        page.evaluate(
+            """() => {
+                window.__touched = new Set();
+                new MutationObserver((records) => {
+                    for (const r of records) {
+                        const target = r.target.nodeType === 1 ? r.target : r.target.parentElement;
+                        const row = target.closest('li.rec');
+                        window.__touched.add(row ? row.dataset.id : 'outside-rows');
+                    }
+                }).observe(document.getElementById('rec-list'),
+                           {subtree: true, childList: true, attributes: true, characterData: true});
+            }"""
+        )
+        write_status(
+            root, make_status("r00000", "clip-0.mp4", "processing", 2, frames_done=110)
+        )
+        started = time.monotonic()
+        page.wait_for_function(
+            "document.querySelector('#rec-r00000').dataset.seq === '2'", timeout=1000
+        )
+        assert time.monotonic() - started < 1.0
+        page.wait_for_timeout(200)
+        assert page.evaluate("[...window.__touched]") == ["r00000"]
+        context.close()

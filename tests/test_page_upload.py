@@ -59,9 +59,11 @@ def test_upload_through_the_page_reaches_completed(
     page.wait_for_selector(row, timeout=1000)
 
     page.wait_for_function(
-        f"document.querySelector('{row}').dataset.state === 'completed'",
+        f"['completed', 'error'].includes(document.querySelector('{row}').dataset.state)",
         timeout=540_000,
     )
+    error = page.text_content(f"{row} [data-field=error]")
+    assert page.get_attribute(row, "data-state") == "completed", error
     assert page.is_visible(f"{row} [data-field=counts]")
     assert page.evaluate("window.__marker") == 1
 

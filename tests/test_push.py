@@ -20,7 +20,7 @@ async def test_snapshot_on_connect(server_factory, tmp_path: Path) -> None:
 
     log = EventLog()
     await log.connect(server.url)
-    name, data = await log.wait_for(lambda n, d: n == "snapshot")
+    _name, data = await log.wait_for(lambda n, d: n == "snapshot")
     await log.disconnect()
 
     assert {s["id"] for s in data["recordings"]} == {older["id"], newer["id"]}
@@ -36,7 +36,9 @@ async def test_atomic_write_reaches_client(live_server: LiveServer) -> None:
     status = make_recording(root, "rec1")
     await log.wait_for(lambda n, d: n == "status" and d["id"] == "rec1")
     status = bump(root, status, state="processing")
-    _, data = await log.wait_for(lambda n, d: n == "status" and d["seq"] == status["seq"])
+    _, data = await log.wait_for(
+        lambda n, d: n == "status" and d["seq"] == status["seq"]
+    )
     await log.disconnect()
 
     assert data == status
@@ -133,7 +135,9 @@ async def test_reconnect_gets_exactly_what_was_missed(live_server: LiveServer) -
 
     first = EventLog()
     await first.connect(live_server.url)
-    _, snap = await first.wait_for(lambda n, d: n == "snapshot" and len(d["recordings"]) == 3)
+    _, snap = await first.wait_for(
+        lambda n, d: n == "snapshot" and len(d["recordings"]) == 3
+    )
     seqs = {s["id"]: s["seq"] for s in snap["recordings"]}
     await first.disconnect()
 
@@ -201,7 +205,9 @@ async def test_subscribe_to_one_recording(live_server: LiveServer) -> None:
     missing = await log.client.call("subscribe", {"id": "nothere"}, timeout=5)
     bump(root, other, state="processing")
     mine = bump(root, mine, state="processing")
-    await log.wait_for(lambda n, d: n == "status" and d["id"] == "mine" and d["seq"] == mine["seq"])
+    await log.wait_for(
+        lambda n, d: n == "status" and d["id"] == "mine" and d["seq"] == mine["seq"]
+    )
     await asyncio.sleep(0.3)
     await log.client.call("unsubscribe", {"id": "mine"}, timeout=5)
     bump(root, mine, state="completed")

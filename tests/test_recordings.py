@@ -84,12 +84,30 @@ def test_patch_bumps_seq_and_time(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    [b"", b"   ", b"{", b"\xff\xfe", b"[]", b"null", b'{"id": "r1"}',
-     b'{"id": "r1", "name": "x", "state": "bogus", "created_at": "", '
-     b'"updated_at": "", "seq": 1, "progress": {}}',
-     b'{"id": "r1", "name": "x", "state": "completed", "created_at": "", '
-     b'"updated_at": "", "seq": true, "progress": {}}'],  # fmt: skip
-    ids=["empty", "blank", "torn", "binary", "array", "null", "partial", "bad-state", "bool-seq"],
+    [
+        b"",
+        b"   ",
+        b"{",
+        b"\xff\xfe",
+        b"[]",
+        b"null",
+        b'{"id": "r1"}',
+        b'{"id": "r1", "name": "x", "state": "bogus", "created_at": "", '
+        b'"updated_at": "", "seq": 1, "progress": {}}',
+        b'{"id": "r1", "name": "x", "state": "completed", "created_at": "", '
+        b'"updated_at": "", "seq": true, "progress": {}}',
+    ],
+    ids=[
+        "empty",
+        "blank",
+        "torn",
+        "binary",
+        "array",
+        "null",
+        "partial",
+        "bad-state",
+        "bool-seq",
+    ],
 )
 def test_bad_files_are_rejected(tmp_path: Path, raw: bytes) -> None:
     (tmp_path / "r1").mkdir()

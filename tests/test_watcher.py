@@ -25,7 +25,9 @@ async def test_probe_finds_native_events(tmp_path: Path) -> None:
     await watcher.start()
     try:
         assert watcher.mode == "inotify"
-        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".signwatch-probe")]
+        assert not [
+            p for p in tmp_path.iterdir() if p.name.startswith(".signwatch-probe")
+        ]
     finally:
         await watcher.stop()
 

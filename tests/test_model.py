@@ -1,0 +1,132 @@
+"""The shipped detector, the training recipe and the evaluation command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from support import PROJECT, ROAD_SIGNS, SHARED, WEIGHTS
+
+from server import offline
+from server.training import TrainConfig, evaluate, train
+from server.voc import CLASSES, Box, Sample, load_voc, split_blocks
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
+def _clear_validation_images(per_class: int = 3) -> list[Sample]:
+    """The validation images with one sign, the largest few of each class."""
+    _, val = split_blocks(load_voc(ROAD_SIGNS))
+    single = [s for s in val if len(s.boxes) == 1]
+
+    def area(sample: Sample) -> float:
+        box = sample.boxes[0]
+        return (box.xmax - box.xmin) * (box.ymax - box.ymin)
+
+    chosen = []
+    for name in CLASSES:
+        of_class = [s for s in single if s.boxes[0].name == name]
+        chosen += sorted(of_class, key=area, reverse=True)[:per_class]
+    return chosen
+
+
+@pytest.mark.slow
+def test_shipped_model_finds_labelled_signs() -> None:
+    offline.configure()
+    from ultralytics import YOLO
+
+    model = YOLO(str(WEIGHTS))
+    samples = _clear_validation_images()
+    assert {s.boxes[0].name for s in samples} == set(CLASSES)
+    results = model.predict(
+        [str(s.image) for s in samples], imgsz=320, conf=0.25, verbose=False
+    )
+
+    misses = []
+    for sample, result in zip(samples, results, strict=True):
+        label: Box = sample.boxes[0]
+        truth = (label.xmin, label.ymin, label.xmax, label.ymax)
+        found = [
+            (model.names[int(c)], _iou(truth, tuple(b)))
+            for b, c in zip(
+                result.boxes.xyxy.tolist(), result.boxes.cls.tolist(), strict=True
+            )
+        ]
+        if not any(name == label.name and iou > 0.5 for name, iou in found):
+            misses.append((sample.image.name, label.name, found))
+    assert not misses
+
+
+@pytest.mark.slow
+def test_recipe_runs_end_to_end_on_a_tiny_subset(tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        data=ROAD_SIGNS,
+        out=tmp_path / "train",
+        pretrained=SHARED / "pretrained" / "yolov5n-coco.state_dict.pt",
+        imgsz=160,
+        epochs=1,
+        batch=4,
+        workers=0,
+        limit=6,
+    )
+    best = train(cfg)
+
+    assert best.is_file()
+    labels = sorted((tmp_path / "train" / "dataset" / "labels" / "train").glob("*.txt"))
+    assert len(labels) == 6
+    report = evaluate(best, ROAD_SIGNS, tmp_path / "eval", imgsz=160)
+    assert 0.0 <= report.map50 <= 1.0
+
+
+@pytest.mark.slow
+def test_evaluation_matches_ultralytics_validation(tmp_path: Path) -> None:
+    report = evaluate(WEIGHTS, ROAD_SIGNS, tmp_path / "eval", imgsz=320)
+
+    # Ultralytics' own command-line validator on the same converted data.
+    env = {**os.environ, "YOLO_OFFLINE": "true", "YOLO_VERBOSE": "true",
+           "YOLO_CONFIG_DIR": str(PROJECT / ".cache" / "ultralytics")}  # fmt: skip
+    yolo = Path(sys.executable).parent / "yolo"
+    done = subprocess.run(
+        [str(yolo), "val", f"model={WEIGHTS}", f"data={tmp_path / 'eval' / 'data.yaml'}",
+         "imgsz=320", "batch=16", "plots=False", "device=cpu", f"project={tmp_path}", "name=cli"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = next(
+        ln
+        for ln in done.stdout.splitlines() + done.stderr.splitlines()
+        if ln.strip().startswith("all ")
+    )
+    _, images, _boxes, _p, _r, map50, map50_95 = line.split()
+    assert int(images) == report.images
+    assert float(map50) == pytest.approx(report.map50, abs=0.0015)
+    assert float(map50_95) == pytest.approx(report.map50_95, abs=0.0015)
+    assert set(report.per_class) == set(CLASSES)
+
+
+@pytest.mark.slow
+def test_evaluate_command_prints_json(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "evaluate", "--json", "--cache", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=PROJECT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    assert report["images"] == 120 and 0 < report["map50"] <= 1
+
+
+def test_evaluate_refuses_missing_weights(tmp_path: Path) -> None:
+    from server.errors import ModelError
+
+    with pytest.raises(ModelError, match="do not exist"):
+        evaluate(tmp_path / "nope.pt", ROAD_SIGNS, tmp_path / "eval")
