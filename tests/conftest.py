@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import LiveServer, start_server
@@ -43,3 +44,19 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
     server = start_server(root, base / "server.log")
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's chromium through Playwright, headless, shared by the page tests."""
+    from page_support import launch_browser
+
+    yield from launch_browser()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh desktop-sized page; dialogs are recorded in `page.dialogs`."""
+    from page_support import open_page
+
+    yield from open_page(browser)

@@ -420,3 +420,33 @@ def fresh_folder(root: Path) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     return root
+
+
+def wait_conn(page: Any, state: str, timeout_ms: int = 10_000) -> None:
+    """Wait until the connection indicator shows `state`."""
+    page.wait_for_function(
+        "state => document.getElementById('conn').dataset.state === state",
+        arg=state,
+        timeout=timeout_ms,
+    )
+
+
+def open_page(browser: Any) -> Iterator[Any]:
+    """A desktop-sized page that records dialogs (dismissed unless accepted)."""
+    context = browser.new_context(
+        bypass_csp=True, viewport={"width": 1280, "height": 800}
+    )
+    page = context.new_page()
+    page.dialogs = []
+    page.accept_dialogs = False
+
+    def on_dialog(dialog: Any) -> None:
+        page.dialogs.append(dialog.message)
+        if page.accept_dialogs:
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    yield page
+    context.close()

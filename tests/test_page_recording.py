@@ -15,62 +15,25 @@ from page_support import (
     LiveServer,
     SocketBlockingProxy,
     completed_result,
-    launch_browser,
     make_status,
     run_server,
     save_screenshot,
+    wait_conn,
     write_status,
 )
 from PIL import Image
+from support import CLIP
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REC = "aaa111"
 XSS_NAME = "<img src=x onerror=alert(1)>.mp4"
-VIDEO = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "videos"
-    / "solidWhiteRight.mp4"
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    yield from launch_browser()
+VIDEO = CLIP
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
     yield from run_server(tmp_path / "recordings")
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.dialogs = []
-    page.accept_dialogs = False
-
-    def on_dialog(dialog: Any) -> None:
-        page.dialogs.append(dialog.message)
-        if page.accept_dialogs:
-            dialog.accept()
-        else:
-            dialog.dismiss()
-
-    page.on("dialog", on_dialog)
-    yield page
-    context.close()
-
-
-def wait_conn(page: Any, state: str, timeout_ms: int = 10_000) -> None:
-    page.wait_for_function(
-        "state => document.getElementById('conn').dataset.state === state",
-        arg=state,
-        timeout=timeout_ms,
-    )
 
 
 def wait_seq(page: Any, seq: int, timeout_ms: int = 1000) -> None:
@@ -270,7 +233,9 @@ def test_user_supplied_name_is_text(page: Any, server: LiveServer) -> None:
 def test_screenshot(browser: Any, server: LiveServer, viewport: str) -> None:
     width, height = VIEWPORTS[viewport]
     write_status(server.recordings, completed(server.recordings, 4))
-    context = browser.new_context(viewport={"width": width, "height": height})
+    context = browser.new_context(
+        bypass_csp=True, viewport={"width": width, "height": height}
+    )
     page = context.new_page()
     page.goto(f"{server.url}/recordings/{REC}")
     wait_conn(page, "live")

@@ -13,28 +13,18 @@ from page_support import (
     LiveServer,
     SocketBlockingProxy,
     completed_result,
-    launch_browser,
     make_status,
     run_server,
     save_screenshot,
+    wait_conn,
     write_status,
 )
+from support import CLIP
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 XSS_NAME = "<img src=x onerror=alert(1)>.mp4"
-VIDEO = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "videos"
-    / "solidWhiteRight.mp4"
-)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    yield from launch_browser()
+VIDEO = CLIP
 
 
 @pytest.fixture
@@ -42,28 +32,8 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     yield from run_server(tmp_path / "recordings")
 
 
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.dialogs = []
-    page.on(
-        "dialog", lambda dialog: (page.dialogs.append(dialog.message), dialog.dismiss())
-    )
-    yield page
-    context.close()
-
-
 def conn_state(page: Any) -> str:
     return str(page.get_attribute("#conn", "data-state"))
-
-
-def wait_conn(page: Any, state: str, timeout_ms: int = 10_000) -> None:
-    page.wait_for_function(
-        "state => document.getElementById('conn').dataset.state === state",
-        arg=state,
-        timeout=timeout_ms,
-    )
 
 
 def row_attr(page: Any, rec_id: str, name: str) -> str | None:
@@ -325,7 +295,6 @@ def test_upload_refusal_shows_the_server_message(
     assert page.query_selector("#rec-list > li") is None
 
 
-@pytest.mark.skipif(not VIDEO.exists(), reason="the shared sample video is missing")
 def test_upload_shows_the_new_row_at_once(page: Any, server: LiveServer) -> None:
     page.goto(f"{server.url}/status")
     wait_conn(page, "live")
@@ -383,7 +352,9 @@ def test_screenshot(browser: Any, server: LiveServer, viewport: str) -> None:
             error="The file has no video stream.",
         ),
     )
-    context = browser.new_context(viewport={"width": width, "height": height})
+    context = browser.new_context(
+        bypass_csp=True, viewport={"width": width, "height": height}
+    )
     page = context.new_page()
     page.goto(f"{server.url}/status")
     wait_conn(page, "live")
@@ -404,7 +375,9 @@ def test_thousand_recordings_update_one_row(browser: Any, tmp_path: Path) -> Non
             make_status(f"r{i:05d}", f"clip-{i}.mp4", state, 1, age_s=i, result=result),
         )
     for server in run_server(root):
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
+        context = browser.new_context(
+            bypass_csp=True, viewport={"width": 1280, "height": 800}
+        )
         page = context.new_page()
         page.goto(f"{server.url}/status")
         wait_conn(page, "live")
@@ -435,3 +408,31 @@ def test_thousand_recordings_update_one_row(browser: Any, tmp_path: Path) -> Non
         page.wait_for_timeout(200)
         assert page.evaluate("[...window.__touched]") == ["r00000"]
         context.close()
+
+
+def test_page_runs_under_its_content_security_policy(
+    browser: Any, server: LiveServer
+) -> None:
+    """No bypass here: the real CSP header applies, and the page still goes live."""
+    write_status(server.recordings, make_status("csp1", "csp.mp4", state="processing"))
+    context = browser.new_context()
+    page = context.new_page()
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda msg: (
+            violations.append(msg.text)
+            if "Content Security Policy" in msg.text
+            else None
+        ),
+    )
+    response = page.goto(f"{server.url}/status")
+    page.locator('#conn[data-state="live"]').wait_for(timeout=10_000)
+    page.locator("#rec-csp1").wait_for(timeout=10_000)
+    context.close()
+
+    assert (
+        response is not None
+        and "default-src 'self'" in response.headers["content-security-policy"]
+    )
+    assert violations == []
