@@ -14,7 +14,7 @@ match ultralytics' predict frame by frame, on the video and on the road-sign
 validation images.
 
 Usage:
-    .venv/bin/python bench/bench_inference.py [--repeats 3] [--configs torch:4:2,openvino:4:2]
+    .venv/bin/python bench/bench_inference.py [--repeats 5] [--configs torch:4:1,onnx:4:1]
 """
 
 from __future__ import annotations
@@ -126,13 +126,13 @@ def main() -> None:
         [sgemm / gflops],
         f"{gflops:.2f} GFLOPs/frame at {shape[1]}x{shape[0]}; sgemm {sgemm:.0f} GFLOP/s",
     )
-    _print_table([*rows.values(), limit], rows[BASELINE].best)
+    _print_table([*rows.values(), limit], rows[BASELINE])
 
     print(
         "\nDetections, ours (batched predict, before tracking) vs ultralytics predict:\n"
     )
-    detector = next(iter(detectors.values()))
-    _print_matches(detector, baseline_model, options, args)
+    by_backend = {config[0]: detector for config, detector in detectors.items()}
+    _print_matches(by_backend, baseline_model, options, args)
 
 
 def _parse_args() -> argparse.Namespace:
@@ -149,7 +149,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--configs",
         type=_configs,
-        default=_configs("torch:1:1,torch:4:1,torch:4:2,openvino:4:1,openvino:4:2"),
+        default=_configs("torch:1:1,torch:4:1,onnx:4:1,onnx:4:2,openvino:4:1"),
         help="pipelines to time, as backend:batch:workers,...",
     )
     parser.add_argument(
@@ -254,53 +254,62 @@ def _sgemm_gflops(n: int = 1024, repeats: int = 10) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def _print_table(rows: Sequence[Row], baseline: float) -> None:
-    print("| pipeline | frames/s (best) | frames/s (median) | vs `predict` | note |")
-    print("|---|---:|---:|---:|---|")
+def _print_table(rows: Sequence[Row], baseline: Row) -> None:
+    """Print the speed table; ratios are to the baseline, best to best, and
+    the median of each repeat's ratio to the baseline timed just before it
+    (steadier when the machine is busy)."""
+    print(
+        "| pipeline | frames/s (best) | frames/s (median) | vs `predict` (best) "
+        "| vs `predict` (median of paired) | note |"
+    )
+    print("|---|---:|---:|---:|---:|---|")
     for row in rows:
+        paired = [fps / base for fps, base in zip(row.fps, baseline.fps, strict=False)]
+        ratio = f"{statistics.median(paired):.2f}x" if len(row.fps) > 1 else ""
         print(
             f"| {row.name} | {row.best:.1f} | {row.median:.1f} | "
-            f"{row.best / baseline:.2f}x | {row.note} |"
+            f"{row.best / baseline.best:.2f}x | {ratio} | {row.note} |"
         )
 
 
 def _print_matches(
-    detector: YoloDetector,
+    detectors: dict[str, YoloDetector],
     model: Any,
     options: InferenceOptions,
     args: argparse.Namespace,
 ) -> None:
-    print("| input | frames | ours | ultralytics | matched | match rate |")
-    print("|---|---:|---:|---:|---:|---:|")
-    video_frames = _read_frames(args.video)
+    print("| input | backend | frames | ours | ultralytics | matched | match rate |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     val = split_blocks(load_voc(DATA / "road-signs"))[1]
     with tempfile.TemporaryDirectory() as tmp:
         clip = sign_clip(Path(tmp) / "val.mp4", [s.index for s in val], hold=1, gap=0)
         clip_frames = _read_frames(clip)
     inputs = (
-        (args.video.name, video_frames),
+        (args.video.name, _read_frames(args.video)),
         ("road-sign val images as a 416x416 clip", clip_frames),
     )
     for name, frames in inputs:
-        ours = theirs = matched = 0
-        for i in range(0, len(frames), options.batch):
-            batch = frames[i : i + options.batch]
-            mine = detector.predict(batch)
-            for frame, boxes in zip(batch, mine, strict=True):
-                ref = (
-                    model.predict(
-                        frame, imgsz=options.imgsz, conf=options.conf, verbose=False
-                    )[0]
-                    .boxes.cpu()
-                    .numpy()
-                )
-                ours += len(boxes)
-                theirs += len(ref)
-                matched += _matched(boxes, ref)
-        rate = matched / max(ours, theirs) if max(ours, theirs) else 1.0
-        print(
-            f"| {name} | {len(frames)} | {ours} | {theirs} | {matched} | {rate:.1%} |"
-        )
+        reference = [
+            model.predict(frame, imgsz=options.imgsz, conf=options.conf, verbose=False)[
+                0
+            ]
+            .boxes.cpu()
+            .numpy()
+            for frame in frames
+        ]
+        theirs = sum(len(ref) for ref in reference)
+        for backend, detector in detectors.items():
+            ours = matched = 0
+            for i in range(0, len(frames), options.batch):
+                mine = detector.predict(frames[i : i + options.batch])
+                for boxes, ref in zip(mine, reference[i:], strict=False):
+                    ours += len(boxes)
+                    matched += _matched(boxes, ref)
+            rate = matched / max(ours, theirs) if max(ours, theirs) else 1.0
+            print(
+                f"| {name} | {backend} | {len(frames)} | {ours} | {theirs} "
+                f"| {matched} | {rate:.1%} |"
+            )
 
 
 def _read_frames(video: Path) -> list[np.ndarray[Any, Any]]:

@@ -11,8 +11,8 @@ For each client count N it measures, and prints as Markdown tables:
   receipt - the moment the bench sends the POST (the trigger). Rounds of ours
   and bare alternate, so background load hits both alike.
 - reload: the old approach, N clients fetching `GET /status` (the rendered
-  page) every 2 s at random phases. Latency = time of the first response that
-  shows a write - the write's os.replace.
+  page) every 2 s at random phases. Latency = time of the first response whose
+  rendered row (its `data-seq`) shows a write - the write's os.replace.
 
 Latency rounds change only `progress` and leave `--gap` (>= 0.3 s) between
 rounds, so the server's coalescing of progress-only changes (at most 4/s per
@@ -401,6 +401,11 @@ def reload_load(
     clients = [c for answer in workers.receive(list(commands)) for c in answer]
     result.cpu_reload = (cpu1 - cpu0) / (wall1 - wall0) * 60
     result.polls = sum(len(c) for c in clients)
+    if not result.polls:
+        raise RuntimeError(
+            f"No poll of {url} showed recording {ACTIVE_ID!r}; expected a row with "
+            "data-id and data-seq attributes (see push_clients.shown_seq)."
+        )
     _add_freshness(result.reload_fresh, result.reload_fresh_all, writes, clients)
 
 
@@ -650,11 +655,11 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="completed recordings besides the active one",
     )
     parser.add_argument(
-        "--quick", action="store_true", help="N=1,20, 6 rounds, 5 s load phases"
+        "--quick", action="store_true", help="N=1,20, 6 rounds, 4 s load phases"
     )
     args = parser.parse_args(argv)
     if args.quick:
-        args.clients, args.rounds, args.duration, args.procs = [1, 20], 6, 5.0, 2
+        args.clients, args.rounds, args.duration, args.procs = [1, 20], 6, 4.0, 2
     if args.gap < 0.3:
         parser.error(
             f"--gap must be at least 0.3 s so coalescing never delays a round, got {args.gap!r}"

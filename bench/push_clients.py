@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import re
@@ -32,7 +31,7 @@ logger = logging.getLogger("bench.clients")
 
 Receipt = tuple[float, int]
 
-_BOOT = re.compile(rb'<script type="application/json" id="boot">(.*?)</script>', re.S)
+_SEQ = re.compile(rb'\bdata-seq="(\d+)"')
 _CONNECTS_AT_ONCE = 25
 
 
@@ -186,14 +185,12 @@ async def _poll_one(
 
 
 def shown_seq(page: bytes, rec_id: str) -> int | None:
-    """The `seq` of recording `rec_id` as rendered into the status page."""
-    match = _BOOT.search(page)
-    if match is None:
-        return None
-    for status in json.loads(match.group(1)).get("recordings", []):
-        if status.get("id") == rec_id:
-            return int(status["seq"])
-    return None
+    """The `seq` of recording `rec_id` as rendered into its row of the status page."""
+    row = re.search(
+        rb'<li[^>]*\bdata-id="' + re.escape(rec_id.encode()) + rb'"[^>]*>', page
+    )
+    seq = _SEQ.search(row.group(0)) if row else None
+    return int(seq.group(1)) if seq else None
 
 
 def serve(conn: Connection) -> None:

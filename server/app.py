@@ -85,6 +85,8 @@ def create_app(settings: Settings, runner: JobRunner | None = None) -> Signwatch
             store,
             force_polling=settings.force_polling,
             reconcile_s=settings.reconcile_s,
+            debounce_ms=settings.watch_step_ms,
+            step_ms=settings.watch_step_ms,
         ),
         hub=EventHub(sio, store, progress_interval_s=settings.progress_interval_s),
         runner=runner or EmbeddedRunner(settings),

@@ -45,6 +45,7 @@ class Settings:
     batch: int = 4
     force_polling: bool | None = None
     reconcile_s: float = 5.0
+    watch_step_ms: int = 10
     progress_interval_s: float = 0.25
     runner: str = "embedded"
     detector: str = "server.inference:YoloDetector"
@@ -67,6 +68,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "batch": int,
     "force_polling": _optional_bool,
     "reconcile_s": float,
+    "watch_step_ms": int,
     "progress_interval_s": float,
     "runner": str,
     "detector": str,
@@ -120,6 +122,7 @@ def _check(s: Settings) -> None:
         (s.stride >= 1, "stride", "at least 1"),
         (s.batch >= 1, "batch", "at least 1"),
         (s.reconcile_s > 0, "reconcile_s", "positive"),
+        (1 <= s.watch_step_ms <= 1000, "watch_step_ms", "in 1..1000"),
         (s.progress_interval_s >= 0, "progress_interval_s", "zero or positive"),
         (s.runner in {"embedded"}, "runner", "'embedded'"),
         (

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,10 @@ from .store import StatusStore
 logger = logging.getLogger(__name__)
 
 ALL_ROOM = "all"
+# Progress-only events of one recording: at most this many per window of
+# `_BURST * progress_interval_s` (4 per second by default). A sliding window
+# rather than a fixed spacing, so one late write does not delay all later ones.
+_BURST = 4
 
 
 def room_of(rec_id: str) -> str:
@@ -54,8 +59,9 @@ class EventHub:
         sio: the Socket.IO server; its handlers for connect, subscribe and
             unsubscribe are registered here.
         store: source of changes.
-        progress_interval_s: minimum spacing of progress-only events of one
-            recording; state changes are never delayed.
+        progress_interval_s: average spacing of progress-only events of one
+            recording (at most 4 in any window of 4 intervals); state changes
+            are never delayed.
         clock: monotonic clock, replaceable in tests.
     """
 
@@ -74,7 +80,7 @@ class EventHub:
         self.view: dict[str, Status] = {}
         self.emitted = 0
         self._queue: asyncio.Queue[_Welcome | _Emit] = asyncio.Queue()
-        self._last_emit: dict[str, float] = {}
+        self._recent: dict[str, deque[float]] = {}
         self._pending: dict[str, Status] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._task: asyncio.Task[None] | None = None
@@ -117,15 +123,17 @@ class EventHub:
         pending = self._pending.get(rec_id)
         shown_state = (pending or last or {}).get("state")
         now = self.clock()
-        since = now - self._last_emit.get(rec_id, float("-inf"))
-        if status["state"] != shown_state or since >= self.progress_interval_s:
+        recent = self._recent.setdefault(rec_id, deque(maxlen=_BURST))
+        window = _BURST * self.progress_interval_s
+        full = len(recent) == _BURST and now - recent[0] < window
+        if status["state"] != shown_state or not full:
             self._cancel_pending(rec_id)
             self._enqueue(rec_id, status, now)
             return
-        # Progress only, and too soon: hold the newest until the interval ends.
+        # Progress only, and the window is full: hold the newest until a slot frees.
         self._pending[rec_id] = status
         if rec_id not in self._timers:
-            delay = self.progress_interval_s - since
+            delay = recent[0] + window - now
             loop = asyncio.get_running_loop()
             self._timers[rec_id] = loop.call_later(delay, self._flush, rec_id)
 
@@ -136,7 +144,7 @@ class EventHub:
             self._enqueue(rec_id, status, self.clock())
 
     def _enqueue(self, rec_id: str, status: Status, now: float) -> None:
-        self._last_emit[rec_id] = now
+        self._recent.setdefault(rec_id, deque(maxlen=_BURST)).append(now)
         self._queue.put_nowait(_Emit(rec_id, status))
 
     def _cancel_pending(self, rec_id: str) -> None:
@@ -165,7 +173,7 @@ class EventHub:
         if item.status is None:
             if self.view.pop(item.rec_id, None) is None:
                 return
-            self._last_emit.pop(item.rec_id, None)
+            self._recent.pop(item.rec_id, None)
             await self.sio.emit("removed", {"id": item.rec_id}, to=rooms)
         else:
             held = self.view.get(item.rec_id)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 from helpers_video import DASHCAM, SIGN_IMAGES, WEIGHTS, gradient_clip, sign_clip
 
@@ -256,6 +257,11 @@ def test_yolo_detector_refuses_missing_weights(tmp_path: Path) -> None:
         YoloDetector(tmp_path / "absent.pt", InferenceOptions())
 
 
+def test_yolo_detector_refuses_unknown_backends() -> None:
+    with pytest.raises(ModelError, match="Backend must be one of"):
+        YoloDetector(WEIGHTS, InferenceOptions(), backend="tensorrt")
+
+
 def test_yolo_detector_refuses_garbage_weights(tmp_path: Path) -> None:
     weights = tmp_path / "garbage.pt"
     weights.write_bytes(b"not a checkpoint")
@@ -303,3 +309,43 @@ def test_real_model_finds_and_tracks_held_signs(
     # Each held sign is counted about once, not once per frame.
     assert result["tracks_total"] <= 1.5 * len(indices), result
     assert result["detections_total"] >= 4 * result["tracks_total"], result
+
+
+def _boxes_match(ours: list[Any], theirs: list[Any]) -> bool:
+    for a, b in zip(ours, theirs, strict=True):
+        if len(a) != len(b) or (a.cls != b.cls).any():
+            return False
+        if len(a) and abs(a.xyxy - b.xyxy).max() > 1.0:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_parallel_workers_and_onnx_match_torch(tmp_path: Path) -> None:
+    clip = sign_clip(tmp_path / "signs.mp4", [629, 165, 164, 54], hold=1, gap=0)
+    frames = _read_frames(clip)
+    options = InferenceOptions()
+    single = YoloDetector(WEIGHTS, options, backend="torch", workers=1)
+    double = YoloDetector(WEIGHTS, options, backend="torch", workers=2)
+    onnx = YoloDetector(
+        WEIGHTS, options, backend="onnx", export_dir=tmp_path, workers=2
+    )
+
+    reference = single.predict(frames)
+
+    assert sum(len(boxes) for boxes in reference) >= 4
+    assert _boxes_match(double.predict(frames), reference)
+    assert _boxes_match(onnx.predict(frames), reference)
+    assert len(list(tmp_path.glob("*.onnx"))) == 1
+
+
+def _read_frames(path: Path) -> list[Any]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
