@@ -325,8 +325,9 @@ def worker_main(
                 os._exit(1)
             return cancel_event.is_set()
 
+        frames = (status.get("video") or {}).get("frames")
         result = inference.run_inference(
-            source, folder, options, detector, progress, should_stop
+            source, folder, options, detector, progress, should_stop, frames_hint=frames
         )
     except inference.Cancelled:
         _finish(root, rec_id, "error", CANCELLED)
