@@ -78,7 +78,7 @@ def watch_app(sio: socketio.AsyncServer, root: Path, step_ms: int) -> Asgi:
         if scope["type"] == "lifespan":
             await serve_lifespan(receive, send, startup, shutdown)
         elif scope["path"] == "/healthz":
-            await answer(send, 200, {"ok": True, "watching": bool(tasks)})
+            await answer(send, 200, {"ok": True})
         else:
             await answer(send, 404, {"error": "not found"})
 

@@ -46,9 +46,13 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium through Playwright, headless, shared by the page tests."""
+    """Debian's chromium through Playwright, headless, for one module's tests.
+
+    Module scope, not session: sync Playwright keeps its own event loop running
+    in this thread, which would break the asyncio tests of later modules.
+    """
     from page_support import launch_browser
 
     yield from launch_browser()

@@ -450,3 +450,22 @@ def open_page(browser: Any) -> Iterator[Any]:
     page.on("dialog", on_dialog)
     yield page
     context.close()
+
+
+def wait_served(
+    server: LiveServer, rec_id: str, seq: int, timeout_s: float = 10
+) -> None:
+    """Wait until the server's API shows `rec_id` at `seq` (the watcher caught up)."""
+    import urllib.error
+    import urllib.request
+
+    def served() -> bool:
+        try:
+            url = f"{server.url}/api/recordings/{rec_id}"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return bool(json.loads(response.read())["seq"] == seq)
+        except urllib.error.HTTPError:
+            return False
+
+    if not wait_until(served, timeout_s):
+        raise TimeoutError(f"the server never showed {rec_id} at seq {seq}")

@@ -17,6 +17,7 @@ from page_support import (
     run_server,
     save_screenshot,
     wait_conn,
+    wait_served,
     write_status,
 )
 from support import CLIP
@@ -208,6 +209,8 @@ def test_polls_while_socket_is_blocked_then_pauses_then_goes_live(
 
 def test_polling_uses_etags(page: Any, server: LiveServer) -> None:
     write_status(server.recordings, make_status("aaa111", "a.mp4", "processing", 1))
+    # The page's ETag must come from a list that already holds the recording.
+    wait_served(server, "aaa111", 1)
     statuses: list[int] = []
     page.on(
         "response",
