@@ -55,6 +55,7 @@ import math
 import multiprocessing
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -587,28 +588,31 @@ def _stop(env: Environment) -> None:
 
 
 class OtherLoad:
-    """CPU time used by processes outside this bench, from start to `per_minute`."""
+    """CPU time the rest of the host used while the bench ran.
+
+    The host's busy time (/proc/stat) less this process's and its waited-for
+    children's: exact even for processes that start or end meanwhile.
+    """
 
     def __init__(self) -> None:
         self.start = time.monotonic()
-        self.before = self._snapshot()
+        self.busy = self._busy()
+        self.own = self._own()
 
-    def _snapshot(self) -> dict[tuple[int, float], float]:
-        ours = {os.getpid(), *(p.pid for p in psutil.Process().children(True))}
-        cpu = {}
-        for proc in psutil.process_iter(["pid", "create_time", "cpu_times"]):
-            info = proc.info
-            if info["pid"] in ours or info["cpu_times"] is None:
-                continue
-            times = info["cpu_times"]
-            cpu[(info["pid"], info["create_time"])] = times.user + times.system
-        return cpu
+    @staticmethod
+    def _busy() -> float:
+        t = psutil.cpu_times()
+        return float(t.user + t.nice + t.system + t.irq + t.softirq)
+
+    @staticmethod
+    def _own() -> float:
+        usages = (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, usages))
 
     def per_minute(self) -> float:
-        """CPU-seconds per minute those processes used since the start."""
-        after = self._snapshot()
-        used = sum(t - self.before.get(key, 0.0) for key, t in after.items())
-        return used / (time.monotonic() - self.start) * 60
+        """CPU-seconds per minute; call once every child has ended."""
+        other = self._busy() - self.busy - (self._own() - self.own)
+        return other / (time.monotonic() - self.start) * 60
 
 
 # Report.
@@ -872,9 +876,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     workers = Workers(args.procs)
     try:
         runs = [run_step(step, args, workers) for step in args.steps or [args.step_ms]]
-        other_cpu = other.per_minute()
     finally:
         workers.close()
+    other_cpu = other.per_minute()
     print(_report(runs, args))
     print()
     print(machine_notes(load_before, other_cpu))

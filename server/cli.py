@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-pretrained", action="store_true", help="start from random weights"
     )
+    train.add_argument(
+        "--start", type=Path, help="continue from this checkpoint instead"
+    )
+    train.add_argument("--warmup-epochs", type=float, default=3.0)
     train.add_argument("--imgsz", type=int, default=320)
     train.add_argument("--epochs", type=int, default=60)
     train.add_argument("--hours", type=float, help="time budget; overrides --epochs")
@@ -177,6 +181,8 @@ def _train(args: argparse.Namespace) -> int:
         workers=args.workers,
         device=args.device,
         limit=args.limit,
+        start=args.start,
+        extra={"warmup_epochs": args.warmup_epochs, "cache": True},
     )
     best = train(cfg)
     if args.ship:

@@ -81,6 +81,7 @@ class EventHub:
         self.emitted = 0
         self._queue: asyncio.Queue[_Welcome | _Emit] = asyncio.Queue()
         self._recent: dict[str, deque[float]] = {}
+        self._sent_state: dict[str, str] = {}
         self._pending: dict[str, Status] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._task: asyncio.Task[None] | None = None
@@ -117,11 +118,13 @@ class EventHub:
     def _on_change(self, rec_id: str, status: Status | None) -> None:
         if status is None:
             self._cancel_pending(rec_id)
+            self._sent_state.pop(rec_id, None)
+            self._recent.pop(rec_id, None)
             self._queue.put_nowait(_Emit(rec_id, None))
             return
-        last = self.view.get(rec_id)
-        pending = self._pending.get(rec_id)
-        shown_state = (pending or last or {}).get("state")
+        # Compare with the last state handed to the sender, not the view: the
+        # queue may not have drained yet.
+        shown_state = self._sent_state.get(rec_id)
         now = self.clock()
         recent = self._recent.setdefault(rec_id, deque(maxlen=_BURST))
         window = _BURST * self.progress_interval_s
@@ -144,6 +147,7 @@ class EventHub:
             self._enqueue(rec_id, status, self.clock())
 
     def _enqueue(self, rec_id: str, status: Status, now: float) -> None:
+        self._sent_state[rec_id] = status["state"]
         self._recent.setdefault(rec_id, deque(maxlen=_BURST)).append(now)
         self._queue.put_nowait(_Emit(rec_id, status))
 
@@ -173,7 +177,6 @@ class EventHub:
         if item.status is None:
             if self.view.pop(item.rec_id, None) is None:
                 return
-            self._recent.pop(item.rec_id, None)
             await self.sio.emit("removed", {"id": item.rec_id}, to=rooms)
         else:
             held = self.view.get(item.rec_id)

@@ -41,6 +41,9 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     limit: int | None = None
+    # Continue from an earlier checkpoint (say at a new image size) instead of
+    # building a fresh model from the pretrained backbone.
+    start: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,7 +105,12 @@ def train(cfg: TrainConfig) -> Path:
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
     data_yaml = prepare_dataset(cfg.data, cfg.out / "dataset", cfg.limit)
-    init = build_initial_checkpoint(cfg.pretrained, cfg.out / "init.pt")
+    if cfg.start is not None:
+        if not cfg.start.is_file():
+            raise ModelError(f"Starting checkpoint {str(cfg.start)!r} does not exist.")
+        init = cfg.start
+    else:
+        init = build_initial_checkpoint(cfg.pretrained, cfg.out / "init.pt")
     args: dict[str, Any] = dict(
         data=str(data_yaml),
         imgsz=cfg.imgsz,
