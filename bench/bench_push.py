@@ -31,8 +31,8 @@ CPU-seconds per minute, plus the freshness of every write as each client saw it.
 
 `--steps 10,5,2` runs a sweep instead: for each step, fresh servers with that
 watch step (ours and awatch), the idle CPU, then latency and push load at each
-N (default 1 and 100); the reload phase is left out, as the step does not
-change it.
+N (default 1 and 100). The reload phase is left out unless `--with-reload`
+is given.
 
 Clients run in `--procs` worker processes (`push_clients.py`), K clients per
 asyncio loop; all times are `time.monotonic()`, one clock for the whole host.
@@ -444,7 +444,7 @@ def measure(n: int, args: argparse.Namespace, env: Environment) -> Result:
     push_load(result, env, args.duration)
     env.workers.call({i: ("close",) for i in range(len(env.workers.conns))})
     time.sleep(1.0)
-    if not args.steps:
+    if args.with_reload or not args.steps:
         reload_load(result, env, args.duration)
     logger.info(
         "step %d ms, N=%d: done in %.1f s", env.step_ms, n, time.monotonic() - started
@@ -702,8 +702,9 @@ def sweep_table(runs: list[StepRun], args: argparse.Namespace) -> str:
         "| step (ms) | N | ours p50 / p99 | awatch-bare p50 / p99 | bare p50 / p99 "
         "| ours/awatch p50 / p99 | ours/bare p50 / p99 "
         "| push fresh p50 / p99 / mean | CPU s/min ours @4 Hz "
-        "| CPU s/min ours, N clients, no writes | CPU s/min ours, idle |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| CPU s/min ours, N clients, no writes | CPU s/min ours, idle "
+        "| CPU s/min reload @4 Hz | reload/ours freshness (mean) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
         for r in run.results:
@@ -716,7 +717,8 @@ def sweep_table(runs: list[StepRun], args: argparse.Namespace) -> str:
                 f"| {ratio(o.p(50), b.p(50))} / {ratio(o.p(99), b.p(99))} "
                 f"| {ms(pf.p(50))} / {ms(pf.p(99))} / {ms(pf.mean)} "
                 f"| {r.cpu_ours:.2f} | {r.cpu_idle:.2f} "
-                f"| {run.idle_cpu['ours']:.2f} |"
+                f"| {run.idle_cpu['ours']:.2f} | {r.cpu_reload:.2f} "
+                f"| {ratio(r.reload_fresh.mean, pf.mean)} |"
             )
     return "\n".join(lines)
 
@@ -823,6 +825,11 @@ def _parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=_ints,
         default=[],
         help="sweep these watch steps instead, e.g. 10,5,2 (no reload phase)",
+    )
+    parser.add_argument(
+        "--with-reload",
+        action="store_true",
+        help="run the reload phase in a sweep too",
     )
     parser.add_argument("--procs", type=int, default=8, help="client worker processes")
     parser.add_argument(
