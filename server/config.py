@@ -45,7 +45,7 @@ class Settings:
     batch: int = 4
     force_polling: bool | None = None
     reconcile_s: float = 5.0
-    watch_step_ms: int = 10
+    watch_step_ms: int = 5
     progress_interval_s: float = 0.25
     runner: str = "embedded"
     detector: str = "server.inference:YoloDetector"
