@@ -147,7 +147,7 @@ class Summary:
     def as_result(
         self, frames_processed: int, wall_s: float, model: str
     ) -> dict[str, Any]:
-        """Return the `result` object exactly as docs/contract.md describes it."""
+        """Return the `result` object exactly as the README's status.json contract describes it."""
         tracks_per_class = Counter(self.track_classes().values())
         classes = {
             name: {

@@ -70,7 +70,7 @@ def make_status(
     frames_total: int | None = 220,
     **fields: Any,
 ) -> dict[str, Any]:
-    """A status object that follows docs/contract.md."""
+    """A status object that follows the README's status.json contract."""
     created = datetime.now(UTC) - timedelta(seconds=age_s)
     stamp = created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     status: dict[str, Any] = {
