@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--weights", type=Path, default=config.DEFAULT_WEIGHTS)
     evaluate.add_argument("--data", type=Path, default=_SHARED / "road-signs")
     evaluate.add_argument("--split", choices=("val", "all"), default="val")
-    evaluate.add_argument("--imgsz", type=int, default=320)
+    evaluate.add_argument("--imgsz", type=int, default=416)
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--cache", type=Path, default=Path(".cache/eval"))
     evaluate.add_argument("--json", action="store_true", help="print JSON, not a table")

@@ -39,7 +39,7 @@ class Settings:
     max_duration_s: float = 3600.0
     workers: int = 1
     device: str = "cpu"
-    imgsz: int = 320
+    imgsz: int = 416
     conf: float = 0.25
     stride: int = 1
     batch: int = 4

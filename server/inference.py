@@ -88,7 +88,7 @@ class InferenceOptions:
         BadRequestError: a value is out of range or of the wrong type.
     """
 
-    imgsz: int = 320
+    imgsz: int = 416
     conf: float = 0.25
     stride: int = 1
     batch: int = 4

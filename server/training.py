@@ -182,7 +182,7 @@ def evaluate(
     weights: Path,
     voc_root: Path,
     cache: Path,
-    imgsz: int = 320,
+    imgsz: int = 416,
     device: str = "cpu",
     split: str = "val",
 ) -> EvalReport:

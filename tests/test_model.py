@@ -49,7 +49,7 @@ def test_shipped_model_finds_labelled_signs() -> None:
     samples = _clear_validation_images()
     assert {s.boxes[0].name for s in samples} == set(CLASSES)
     results = model.predict(
-        [str(s.image) for s in samples], imgsz=320, conf=0.25, verbose=False
+        [str(s.image) for s in samples], imgsz=416, conf=0.25, verbose=False
     )
 
     misses = []
@@ -90,7 +90,7 @@ def test_recipe_runs_end_to_end_on_a_tiny_subset(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_evaluation_matches_ultralytics_validation(tmp_path: Path) -> None:
-    report = evaluate(WEIGHTS, ROAD_SIGNS, tmp_path / "eval", imgsz=320)
+    report = evaluate(WEIGHTS, ROAD_SIGNS, tmp_path / "eval", imgsz=416)
 
     # Ultralytics' own command-line validator on the same converted data.
     env = {**os.environ, "YOLO_OFFLINE": "true", "YOLO_VERBOSE": "true",
@@ -98,7 +98,7 @@ def test_evaluation_matches_ultralytics_validation(tmp_path: Path) -> None:
     yolo = Path(sys.executable).parent / "yolo"
     done = subprocess.run(
         [str(yolo), "val", f"model={WEIGHTS}", f"data={tmp_path / 'eval' / 'data.yaml'}",
-         "imgsz=320", "batch=16", "plots=False", "device=cpu", f"project={tmp_path}", "name=cli"],
+         "imgsz=416", "batch=16", "plots=False", "device=cpu", f"project={tmp_path}", "name=cli"],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
