@@ -262,8 +262,9 @@ class YoloDetector:
             export_dir: cache of exports; `.cache/exports` of the checkout.
             workers: model copies that predict parts of a batch in parallel
                 threads, each with an equal share of the CPU cores but one
-                (one core is left to the decoder). One by default: on the busy
-                2-core machine of bench/ a second worker did not pay.
+                (one core is left to the decoder). By default one per core
+                with ONNX Runtime (2.46x `predict` against 1.57x for one, on
+                the idle 2-core machine of bench/), one with torch or OpenVINO.
 
         Raises:
             ModelError: the weights are missing or cannot be loaded or exported.
@@ -281,7 +282,7 @@ class YoloDetector:
         self.class_names: dict[int, str] = {
             int(k): str(v) for k, v in model.names.items()
         }
-        count = workers or 1
+        count = workers or _default_workers(self.backend)
         self._models: list[Any] = [model]
         if self.backend != "torch":
             path = _export(weights, self.backend, options.imgsz, export_dir)
@@ -679,6 +680,10 @@ def _resolve_backend(backend: str, device: str) -> str:
         logger.info("onnx or onnxruntime is not installed; inference runs on torch")
         return "torch"
     return "onnx"
+
+
+def _default_workers(backend: str) -> int:
+    return (os.cpu_count() or 1) if backend == "onnx" else 1
 
 
 def _threads_per_worker(workers: int) -> int:
