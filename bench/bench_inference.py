@@ -47,7 +47,7 @@ from server.inference import (  # noqa: E402
 from server.voc import load_voc, split_blocks  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests"))
-from helpers_video import sign_clip  # noqa: E402
+from helpers_video import read_frames, sign_clip  # noqa: E402
 
 logger = logging.getLogger("bench")
 
@@ -283,9 +283,9 @@ def _print_matches(
     val = split_blocks(load_voc(DATA / "road-signs"))[1]
     with tempfile.TemporaryDirectory() as tmp:
         clip = sign_clip(Path(tmp) / "val.mp4", [s.index for s in val], hold=1, gap=0)
-        clip_frames = _read_frames(clip)
+        clip_frames = read_frames(clip)
     inputs = (
-        (args.video.name, _read_frames(args.video)),
+        (args.video.name, read_frames(args.video)),
         ("road-sign val images as a 416x416 clip", clip_frames),
     )
     for name, frames in inputs:
@@ -310,18 +310,6 @@ def _print_matches(
                 f"| {name} | {backend} | {len(frames)} | {ours} | {theirs} "
                 f"| {matched} | {rate:.1%} |"
             )
-
-
-def _read_frames(video: Path) -> list[np.ndarray[Any, Any]]:
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
 
 
 def _matched(ours: Any, theirs: Any) -> int:

@@ -239,12 +239,9 @@ def _add_api_routes(app: Quart, services: Services) -> None:
 
 
 def _wants_html() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return (
-        best == "text/html"
-        and request.accept_mimetypes["text/html"]
-        > request.accept_mimetypes["application/json"]
-    )
+    # On a tie (`*/*`, scripts) the first offer, JSON, wins.
+    offers = ["application/json", "text/html"]
+    return request.accept_mimetypes.best_match(offers) == "text/html"
 
 
 def _result_file(folder: Path, name: str) -> Path:

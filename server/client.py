@@ -281,20 +281,12 @@ async def _follow_with_bar(url: str, rec_id: str) -> Status:
 
 
 async def _follow_command(url: str, rec_id: str | None) -> int:
-    async with EventStream(url, only=[rec_id] if rec_id else None) as stream:
-        if rec_id:
-            status = stream.recordings[rec_id]
-            _print_event("status", status)
-            if status["state"] in FINAL_STATES:
-                return 0 if status["state"] == "completed" else 1
+    if rec_id:
+        final = await follow_one(url, rec_id, lambda s: _print_event("status", s))
+        return 0 if final["state"] == "completed" else 1
+    async with EventStream(url) as stream:
         async for event in stream:
             _print_event(event.name, event.data)
-            if (
-                rec_id
-                and event.name == "status"
-                and event.data["state"] in FINAL_STATES
-            ):
-                return 0 if event.data["state"] == "completed" else 1
     return 0  # pragma: no cover
 
 

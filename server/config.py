@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,6 @@ class Settings:
     runner: str = "embedded"
     detector: str = "server.inference:YoloDetector"
     log_level: str = "info"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
@@ -92,8 +91,6 @@ def resolve(
     env = os.environ if env is None else env
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name == "extra":
-            continue
         name = f"SIGNWATCH_{f.name.upper()}"
         if args.get(f.name) is not None:
             values[f.name] = args[f.name]

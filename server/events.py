@@ -78,7 +78,6 @@ class EventHub:
         self.progress_interval_s = progress_interval_s
         self.clock = clock
         self.view: dict[str, Status] = {}
-        self.emitted = 0
         self._queue: asyncio.Queue[_Welcome | _Emit] = asyncio.Queue()
         self._recent: dict[str, deque[float]] = {}
         self._sent_state: dict[str, str] = {}
@@ -184,7 +183,6 @@ class EventHub:
                 return
             self.view[item.rec_id] = item.status
             await self.sio.emit("status", item.status, to=rooms)
-        self.emitted += 1
         logger.debug(
             "emitted %s for %s",
             "removed" if item.status is None else "status",

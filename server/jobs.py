@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import importlib
 import logging
 import multiprocessing
@@ -20,7 +21,6 @@ import multiprocessing.synchronize
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -207,7 +207,6 @@ class _Job:
                 rec_id,
                 str(settings.weights),
                 settings.detector,
-                settings.progress_interval_s,
                 self.cancel_event,
             ),
             name=f"signwatch-job-{rec_id}",
@@ -297,7 +296,6 @@ def worker_main(
     rec_id: str,
     weights: str,
     detector_path: str,
-    progress_interval_s: float,
     cancel_event: multiprocessing.synchronize.Event,
 ) -> None:
     """Body of a worker process: run one recording to `completed` or `error`."""
@@ -317,7 +315,7 @@ def worker_main(
         if source is None:
             raise FileNotFoundError("The uploaded video is missing.")
         detector = load_factory(detector_path)(Path(weights), options)
-        progress = _ProgressWriter(root, rec_id, progress_interval_s)
+        progress = functools.partial(_write_progress, root, rec_id)
 
         def should_stop() -> bool:
             if os.getppid() != parent:
@@ -373,31 +371,19 @@ def _user_message(exc: Exception) -> str:
     return f"Processing failed: {text}"
 
 
-class _ProgressWriter:
-    """Writes progress into status.json, at most once per interval."""
-
-    def __init__(self, root: Path, rec_id: str, interval_s: float) -> None:
-        self.root = root
-        self.rec_id = rec_id
-        self.interval_s = max(interval_s, 0.05)
-        self._last = 0.0
-
-    def __call__(
-        self,
-        frames_done: int,
-        frames_total: int | None,
-        fps: float | None,
-        eta_s: float | None,
-    ) -> None:
-        now = time.monotonic()
-        final = frames_total is not None and frames_done >= frames_total
-        if now - self._last < self.interval_s and not final:
-            return
-        self._last = now
-        progress = {
-            "frames_done": frames_done,
-            "frames_total": frames_total,
-            "fps": None if fps is None else round(fps, 2),
-            "eta_s": None if eta_s is None else round(eta_s, 1),
-        }
-        update_status(self.root, self.rec_id, lambda s: s.update(progress=progress))
+def _write_progress(
+    root: Path,
+    rec_id: str,
+    frames_done: int,
+    frames_total: int | None,
+    fps: float | None,
+    eta_s: float | None,
+) -> None:
+    # `run_inference` already reports at most four times a second.
+    progress = {
+        "frames_done": frames_done,
+        "frames_total": frames_total,
+        "fps": fps,
+        "eta_s": eta_s,
+    }
+    update_status(root, rec_id, lambda s: s.update(progress=progress))

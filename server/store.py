@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
-from .recordings import Status, list_ids, read_status, sort_newest_first
+from .recordings import Status, read_status, sort_newest_first
 
 logger = logging.getLogger(__name__)
 
@@ -97,14 +97,6 @@ class StatusStore:
         if not (self.root / rec_id).is_dir():
             return self.remove(rec_id)
         return False
-
-    def load_all(self) -> int:
-        """Read every status file under the root; return how many are held."""
-        for rec_id in list_ids(self.root):
-            self.refresh(rec_id)
-        for rec_id in self.ids() - set(list_ids(self.root)):
-            self.remove(rec_id)
-        return len(self._items)
 
     def _changed(self, rec_id: str, status: Status | None) -> None:
         self._sorted = None

@@ -142,15 +142,6 @@ def train(cfg: TrainConfig) -> Path:
     return best
 
 
-def resume(last: Path) -> Path:
-    """Resume an interrupted run from its `last.pt`."""
-    offline.configure()
-    from ultralytics import YOLO  # type: ignore[attr-defined]
-
-    YOLO(str(last)).train(resume=True)
-    return last.parent / "best.pt"
-
-
 @dataclass
 class EvalReport:
     """Validation metrics of one set of weights on one data set."""

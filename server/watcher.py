@@ -110,12 +110,9 @@ class StatusWatcher:
         changed = 0
         present = set(list_ids(self.root))
         for rec_id in present:
-            signature = self._signature(rec_id)
             # Polling mode compares contents too: mtime may be whole seconds.
-            if signature != self._signatures.get(rec_id) or self.polling:
-                if signature is not None:
-                    self._signatures[rec_id] = signature
-                changed += self.store.refresh(rec_id)
+            if self.polling or self._signature(rec_id) != self._signatures.get(rec_id):
+                changed += self._reread(rec_id)
         for rec_id in self.store.ids() - present:
             self._signatures.pop(rec_id, None)
             changed += self.store.remove(rec_id)
@@ -146,12 +143,16 @@ class StatusWatcher:
             if is_valid_id(rec_id):
                 ids.add(rec_id)
         for rec_id in ids:
-            signature = self._signature(rec_id)
-            if signature is None:
-                self._signatures.pop(rec_id, None)
-            else:
-                self._signatures[rec_id] = signature
-            self.store.refresh(rec_id)
+            self._reread(rec_id)
+
+    def _reread(self, rec_id: str) -> bool:
+        """Re-read one recording into the store and remember its file identity."""
+        signature = self._signature(rec_id)
+        if signature is None:
+            self._signatures.pop(rec_id, None)
+        else:
+            self._signatures[rec_id] = signature
+        return self.store.refresh(rec_id)
 
     async def _watch_forever(self) -> None:
         while not self._stop.is_set():

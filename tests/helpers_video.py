@@ -83,3 +83,16 @@ def sign_clip(
         canvas[top : top + image.shape[0], left : left + image.shape[1]] = image
         frames += [canvas] * hold + [blank] * gap
     return write_clip(path, frames)
+
+
+def read_frames(path: Path) -> list[Image]:
+    """Every frame of a video, decoded with OpenCV."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,10 +23,12 @@ from typing import Any
 import aiohttp
 import uvicorn
 from aiohttp import web
+from support import wait_until
 
+from server import recordings
 from server.app import create_app
 from server.config import resolve
-from server.recordings import patch_status
+from server.recordings import new_status, patch_status
 from server.store import StatusStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -73,41 +73,21 @@ def make_status(
     """A status object that follows the README's status.json contract."""
     created = datetime.now(UTC) - timedelta(seconds=age_s)
     stamp = created.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    status: dict[str, Any] = {
-        "id": rec_id,
-        "name": name,
-        "state": state,
-        "created_at": stamp,
-        "updated_at": stamp,
-        "seq": seq,
-        "progress": {
-            "frames_done": frames_done,
-            "frames_total": frames_total,
-            "fps": 14.2 if state == "processing" else None,
-            "eta_s": 7.0 if state == "processing" else None,
-        },
-        "error": None,
-        "result": None,
-        "video": {
-            "frames": 221,
-            "fps": 25.0,
-            "width": 960,
-            "height": 540,
-            "duration_s": 8.84,
-            "codec": "h264",
-            "size_bytes": 1234567,
-        },
-        "options": {
-            "imgsz": 320,
-            "conf": 0.25,
-            "stride": 1,
-            "batch": 4,
-            "device": "cpu",
-            "annotate": False,
-        },
-        "attempts": 1,
-        "downloads": [],
+    processing = state == "processing"
+    progress = {
+        "frames_done": frames_done,
+        "frames_total": frames_total,
+        "fps": 14.2 if processing else None,
+        "eta_s": 7.0 if processing else None,
     }
+    video = {"frames": 221, "fps": 25.0, "width": 960, "height": 540,
+             "duration_s": 8.84, "codec": "h264", "size_bytes": 1234567}  # fmt: skip
+    options = {"imgsz": 416, "conf": 0.25, "stride": 1, "batch": 4,
+               "device": "cpu", "annotate": False}  # fmt: skip
+    status = new_status(
+        rec_id, name, state=state, seq=seq, created_at=stamp, updated_at=stamp,
+        progress=progress, video=video, options=options, attempts=1,
+    )  # fmt: skip
     status.update(fields)
     return status
 
@@ -128,27 +108,9 @@ def completed_result(classes: dict[str, tuple[int, int]]) -> dict[str, Any]:
 
 
 def write_status(root: Path, status: dict[str, Any]) -> None:
-    """Write `status` the way the pipeline does: temp file, fsync, os.replace."""
-    folder = root / status["id"]
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".status.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(json.dumps(status).encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, folder / "status.json")
-
-
-def wait_until(
-    check: Callable[[], bool], timeout_s: float, step_s: float = 0.05
-) -> bool:
-    """Poll `check` until it is true or `timeout_s` passes; return the last result."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(step_s)
-    return check()
+    """Write `status` the way the pipeline does (atomically), folder and all."""
+    (root / status["id"]).mkdir(parents=True, exist_ok=True)
+    recordings.write_status(root, status)
 
 
 # The server
@@ -232,8 +194,7 @@ def run_server(recordings: Path, *, real_runner: bool = False) -> Iterator[LiveS
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
-    if not wait_until(lambda: server.started, 20):
-        raise RuntimeError("The test server did not start within 20 s.")
+    wait_until(lambda: server.started, 20)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
         yield LiveServer(f"http://127.0.0.1:{port}", recordings, runner)
@@ -467,5 +428,4 @@ def wait_served(
         except urllib.error.HTTPError:
             return False
 
-    if not wait_until(served, timeout_s):
-        raise TimeoutError(f"the server never showed {rec_id} at seq {seq}")
+    wait_until(served, timeout_s)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,13 +182,3 @@ def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) ->
             return value
         time.sleep(interval)
     raise TimeoutError("condition not met in time")
-
-
-@contextlib.contextmanager
-def running_server(root: Path, log: Path, **env: str) -> Iterator[LiveServer]:
-    """Start a server for the block, stop it after."""
-    server = start_server(root, log, **env)
-    try:
-        yield server
-    finally:
-        server.stop()

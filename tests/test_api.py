@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -127,8 +126,8 @@ def test_status_page_renders_without_js(live_server: LiveServer) -> None:
     assert 'http-equiv="refresh"' not in html.lower()
 
 
-def test_root_recovers_from_stale_file(live_server: LiveServer, tmp_path: Path) -> None:
-    """A write the watcher misses is still picked up by the reconciliation scan."""
+def test_error_state_is_served(live_server: LiveServer) -> None:
+    """A failed job's status reaches the API (reconciliation: test_watcher.py)."""
     status = make_recording(live_server.root, "r1")
     wait_until(lambda: "r1" in _served(live_server))
     bump(live_server.root, status, state="error", error="Boom.")

@@ -9,9 +9,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import cv2
 import pytest
-from helpers_video import DASHCAM, SIGN_IMAGES, WEIGHTS, gradient_clip, sign_clip
+from helpers_video import (
+    DASHCAM,
+    SIGN_IMAGES,
+    WEIGHTS,
+    gradient_clip,
+    read_frames,
+    sign_clip,
+)
 
 from server.errors import BadRequestError, ModelError
 from server.inference import (
@@ -323,7 +329,7 @@ def _boxes_match(ours: list[Any], theirs: list[Any]) -> bool:
 @pytest.mark.slow
 def test_parallel_workers_and_onnx_match_torch(tmp_path: Path) -> None:
     clip = sign_clip(tmp_path / "signs.mp4", [629, 165, 164, 54], hold=1, gap=0)
-    frames = _read_frames(clip)
+    frames = read_frames(clip)
     options = InferenceOptions()
     single = YoloDetector(WEIGHTS, options, backend="torch", workers=1)
     double = YoloDetector(WEIGHTS, options, backend="torch", workers=2)
@@ -337,15 +343,3 @@ def test_parallel_workers_and_onnx_match_torch(tmp_path: Path) -> None:
     assert _boxes_match(double.predict(frames), reference)
     assert _boxes_match(onnx.predict(frames), reference)
     assert len(list(tmp_path.glob("*.onnx"))) == 1
-
-
-def _read_frames(path: Path) -> list[Any]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames

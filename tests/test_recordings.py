@@ -131,7 +131,8 @@ def test_store_keeps_last_good_and_orders(tmp_path: Path) -> None:
     for rec_id in ("a", "b"):
         (tmp_path / rec_id).mkdir()
         write_status(tmp_path, new_status(rec_id, f"{rec_id}.mp4"))
-    store.load_all()
+    for rec_id in ("a", "b"):
+        store.refresh(rec_id)
     good = store.get("a")
     (tmp_path / "a" / "status.json").write_bytes(b"{torn")
 
