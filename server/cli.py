@@ -87,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--start", type=Path, help="continue from this checkpoint instead"
     )
     train.add_argument("--warmup-epochs", type=float, default=3.0)
+    train.add_argument(
+        "--repeat-threshold",
+        type=float,
+        default=1.0,
+        help="repeat-factor sampling of rare classes (0 disables)",
+    )
+    train.add_argument(
+        "--lr0", type=float, help="initial learning rate (default: auto)"
+    )
     train.add_argument("--imgsz", type=int, default=320)
     train.add_argument("--epochs", type=int, default=60)
     train.add_argument("--hours", type=float, help="time budget; overrides --epochs")
@@ -104,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--weights", type=Path, default=config.DEFAULT_WEIGHTS)
     evaluate.add_argument("--data", type=Path, default=_SHARED / "road-signs")
     evaluate.add_argument("--split", choices=("val", "all"), default="val")
-    evaluate.add_argument("--imgsz", type=int, default=416)
+    evaluate.add_argument("--imgsz", type=int, default=config.MODEL_IMGSZ)
     evaluate.add_argument("--device", default="cpu")
     evaluate.add_argument("--cache", type=Path, default=Path(".cache/eval"))
     evaluate.add_argument("--json", action="store_true", help="print JSON, not a table")
@@ -182,8 +191,12 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device,
         limit=args.limit,
         start=args.start,
+        repeat_threshold=args.repeat_threshold,
         extra={"warmup_epochs": args.warmup_epochs, "cache": True},
     )
+    if args.lr0 is not None:
+        # An explicit rate needs an explicit optimizer: "auto" ignores lr0.
+        cfg.extra.update(lr0=args.lr0, optimizer="AdamW")
     best = train(cfg)
     if args.ship:
         stripped = strip_checkpoint(best, args.out / "stripped.pt")

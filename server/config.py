@@ -12,6 +12,8 @@ from .errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_WEIGHTS = PROJECT_ROOT / "models" / "signwatch-signs.pt"
+# The image size the shipped weights were trained at (see models/README.md).
+MODEL_IMGSZ = 416
 
 
 def _bool(text: str) -> bool:
@@ -39,7 +41,7 @@ class Settings:
     max_duration_s: float = 3600.0
     workers: int = 1
     device: str = "cpu"
-    imgsz: int = 416
+    imgsz: int = MODEL_IMGSZ
     conf: float = 0.25
     stride: int = 1
     batch: int = 4

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from . import offline
+from .config import MODEL_IMGSZ
 from .errors import BadRequestError, InvalidUploadError, ModelError, SignwatchError
 from .results import (
     CSV_NAME,
@@ -88,7 +89,7 @@ class InferenceOptions:
         BadRequestError: a value is out of range or of the wrong type.
     """
 
-    imgsz: int = 416
+    imgsz: int = MODEL_IMGSZ
     conf: float = 0.25
     stride: int = 1
     batch: int = 4

@@ -15,8 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from . import offline
+from .config import MODEL_IMGSZ
 from .errors import DatasetError, ModelError
-from .voc import CLASSES, class_counts, load_voc, split_blocks, write_yolo_dataset
+from .voc import (
+    CLASSES,
+    class_counts,
+    load_voc,
+    repeat_factors,
+    split_blocks,
+    write_yolo_dataset,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,19 +49,28 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     limit: int | None = None
+    # Repeat-factor sampling threshold (0 disables); 1.0 shows images with
+    # traffic lights and stop signs 3 times and crosswalks twice per epoch.
+    repeat_threshold: float = 1.0
     # Continue from an earlier checkpoint (say at a new image size) instead of
     # building a fresh model from the pretrained backbone.
     start: Path | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def prepare_dataset(voc_root: Path, cache: Path, limit: int | None = None) -> Path:
+def prepare_dataset(
+    voc_root: Path,
+    cache: Path,
+    limit: int | None = None,
+    repeat_threshold: float = 0.0,
+) -> Path:
     """Convert a VOC folder into the YOLO layout under `cache`; return data.yaml.
 
     Args:
         voc_root: VOC folder with `images/` and `annotations/`.
         cache: where the YOLO layout is written (replaced if present).
         limit: keep only this many samples per split (for smoke tests).
+        repeat_threshold: repeat-factor sampling of the training images.
     """
     samples = load_voc(voc_root)
     train, val = split_blocks(samples)
@@ -66,7 +83,8 @@ def prepare_dataset(voc_root: Path, cache: Path, limit: int | None = None) -> Pa
         train, val = train[:limit], val[:limit]
     logger.info("train boxes per class: %s", dict(class_counts(train)))
     logger.info("val boxes per class: %s", dict(class_counts(val)))
-    return write_yolo_dataset(train, val, cache)
+    repeats = repeat_factors(train, repeat_threshold)
+    return write_yolo_dataset(train, val, cache, repeats=repeats)
 
 
 def build_initial_checkpoint(pretrained: Path | None, out: Path) -> Path:
@@ -104,7 +122,9 @@ def train(cfg: TrainConfig) -> Path:
     offline.configure()
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
-    data_yaml = prepare_dataset(cfg.data, cfg.out / "dataset", cfg.limit)
+    data_yaml = prepare_dataset(
+        cfg.data, cfg.out / "dataset", cfg.limit, cfg.repeat_threshold
+    )
     if cfg.start is not None:
         if not cfg.start.is_file():
             raise ModelError(f"Starting checkpoint {str(cfg.start)!r} does not exist.")
@@ -173,7 +193,7 @@ def evaluate(
     weights: Path,
     voc_root: Path,
     cache: Path,
-    imgsz: int = 416,
+    imgsz: int = MODEL_IMGSZ,
     device: str = "cpu",
     split: str = "val",
 ) -> EvalReport:

@@ -8,6 +8,7 @@ contiguous index blocks, with a guard band of excluded images around each block.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -115,42 +116,76 @@ def class_counts(samples: list[Sample]) -> Counter[str]:
     return Counter(box.name for s in samples for box in s.boxes)
 
 
+def repeat_factors(samples: list[Sample], threshold: float) -> list[int]:
+    """Copies of each sample for repeat-factor sampling (as in LVIS).
+
+    A class seen in a fraction f of the images gets factor sqrt(threshold / f)
+    (at least 1); an image takes the largest factor of its classes, rounded.
+    Rare classes (traffic lights, stop signs) then appear in more mosaics
+    without changing the validation set. A threshold of 0 disables it.
+    """
+    if threshold <= 0 or not samples:
+        return [1] * len(samples)
+    seen: Counter[str] = Counter()
+    for sample in samples:
+        seen.update({box.name for box in sample.boxes})
+    factor = {
+        name: max(1.0, math.sqrt(threshold * len(samples) / count))
+        for name, count in seen.items()
+    }
+    return [
+        round(max((factor[box.name] for box in sample.boxes), default=1.0))
+        for sample in samples
+    ]
+
+
 def write_yolo_dataset(
     train: list[Sample],
     val: list[Sample],
     out: Path,
     classes: tuple[str, ...] = CLASSES,
+    repeats: list[int] | None = None,
 ) -> Path:
     """Write the YOLO layout (images, labels, data.yaml) and return data.yaml.
 
     Images are linked (or copied where links are not allowed), never re-encoded.
+    `repeats[i]` copies of `train[i]` are written (see `repeat_factors`).
     """
     if out.exists():
         shutil.rmtree(out)
+    if repeats is not None and len(repeats) != len(train):
+        raise DatasetError(f"{len(repeats)} repeat factors for {len(train)} images.")
     for split, samples in (("train", train), ("val", val)):
         (out / "images" / split).mkdir(parents=True)
         (out / "labels" / split).mkdir(parents=True)
-        for sample in samples:
-            _write_sample(sample, out, split, classes)
+        counts = repeats if split == "train" and repeats else [1] * len(samples)
+        for sample, count in zip(samples, counts, strict=True):
+            for copy in range(count):
+                _write_sample(sample, out, split, classes, copy)
     data_yaml = out / "data.yaml"
     names = "\n".join(f"  {i}: {name}" for i, name in enumerate(classes))
     data_yaml.write_text(
         f"path: {out.resolve()}\ntrain: images/train\nval: images/val\nnames:\n{names}\n"
     )
     logger.info(
-        "wrote yolo dataset to %s (%d train, %d val)", out, len(train), len(val)
+        "wrote yolo dataset to %s (%d train images as %d files, %d val)",
+        out,
+        len(train),
+        sum(repeats) if repeats else len(train),
+        len(val),
     )
     return data_yaml
 
 
 def _write_sample(
-    sample: Sample, out: Path, split: str, classes: tuple[str, ...]
+    sample: Sample, out: Path, split: str, classes: tuple[str, ...], copy: int = 0
 ) -> None:
     if not sample.image.is_file():
         raise DatasetError(
             f"Image {str(sample.image)!r} named by an annotation is missing."
         )
-    target = out / "images" / split / sample.image.name
+    stem = sample.image.stem if copy == 0 else f"{sample.image.stem}.r{copy}"
+    target = out / "images" / split / f"{stem}{sample.image.suffix}"
     try:
         target.symlink_to(sample.image.resolve())
     except OSError:
@@ -164,7 +199,7 @@ def _write_sample(
         lines.append(
             _yolo_line(box, classes.index(box.name), sample.width, sample.height)
         )
-    (out / "labels" / split / f"{sample.image.stem}.txt").write_text("".join(lines))
+    (out / "labels" / split / f"{stem}.txt").write_text("".join(lines))
 
 
 def _yolo_line(box: Box, cls: int, width: int, height: int) -> str:

@@ -12,8 +12,18 @@ import pytest
 from support import PROJECT, ROAD_SIGNS, SHARED, WEIGHTS
 
 from server import offline
+from server.config import MODEL_IMGSZ
+from server.errors import DatasetError
 from server.training import TrainConfig, evaluate, train
-from server.voc import CLASSES, Box, Sample, load_voc, split_blocks
+from server.voc import (
+    CLASSES,
+    Box,
+    Sample,
+    load_voc,
+    repeat_factors,
+    split_blocks,
+    write_yolo_dataset,
+)
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -49,7 +59,7 @@ def test_shipped_model_finds_labelled_signs() -> None:
     samples = _clear_validation_images()
     assert {s.boxes[0].name for s in samples} == set(CLASSES)
     results = model.predict(
-        [str(s.image) for s in samples], imgsz=416, conf=0.25, verbose=False
+        [str(s.image) for s in samples], imgsz=MODEL_IMGSZ, conf=0.25, verbose=False
     )
 
     misses = []
@@ -83,14 +93,15 @@ def test_recipe_runs_end_to_end_on_a_tiny_subset(tmp_path: Path) -> None:
 
     assert best.is_file()
     labels = sorted((tmp_path / "train" / "dataset" / "labels" / "train").glob("*.txt"))
-    assert len(labels) == 6
+    first_six = split_blocks(load_voc(ROAD_SIGNS))[0][:6]
+    assert len(labels) == sum(repeat_factors(first_six, cfg.repeat_threshold))
     report = evaluate(best, ROAD_SIGNS, tmp_path / "eval", imgsz=160)
     assert 0.0 <= report.map50 <= 1.0
 
 
 @pytest.mark.slow
 def test_evaluation_matches_ultralytics_validation(tmp_path: Path) -> None:
-    report = evaluate(WEIGHTS, ROAD_SIGNS, tmp_path / "eval", imgsz=416)
+    report = evaluate(WEIGHTS, ROAD_SIGNS, tmp_path / "eval", imgsz=MODEL_IMGSZ)
 
     # Ultralytics' own command-line validator on the same converted data.
     env = {**os.environ, "YOLO_OFFLINE": "true", "YOLO_VERBOSE": "true",
@@ -98,7 +109,7 @@ def test_evaluation_matches_ultralytics_validation(tmp_path: Path) -> None:
     yolo = Path(sys.executable).parent / "yolo"
     done = subprocess.run(
         [str(yolo), "val", f"model={WEIGHTS}", f"data={tmp_path / 'eval' / 'data.yaml'}",
-         "imgsz=416", "batch=16", "plots=False", "device=cpu", f"project={tmp_path}", "name=cli"],
+         f"imgsz={MODEL_IMGSZ}", "batch=16", "plots=False", "device=cpu", f"project={tmp_path}", "name=cli"],
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
@@ -123,6 +134,45 @@ def test_evaluate_command_prints_json(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["images"] == 120 and 0 < report["map50"] <= 1
+
+
+def _sample(index: int, *names: str, image: Path = Path("x.png")) -> Sample:
+    boxes = tuple(Box(name, 10, 10, 50, 50) for name in names)
+    return Sample(index=index, image=image, width=100, height=100, boxes=boxes)
+
+
+def test_repeat_factors_favour_rare_classes() -> None:
+    # "stop" is in 1 of 10 images: factor sqrt(1.0 * 10 / 1), rounded to 3;
+    # "speedlimit" is in 9 of 10 (factor 1); an image with both takes the larger.
+    samples = [_sample(i, "speedlimit") for i in range(8)]
+    samples.append(_sample(8, "speedlimit", "stop"))
+    samples.append(_sample(9))  # no boxes: a background image
+
+    assert repeat_factors(samples, 1.0) == [1] * 8 + [3, 1]
+    # sqrt(0.4 * 10 / 1) = 2.
+    assert repeat_factors(samples, 0.4)[8] == 2
+    assert repeat_factors(samples, 0.0) == [1] * 10
+
+
+def test_dataset_writes_repeated_copies_of_training_images_only(
+    tmp_path: Path,
+) -> None:
+    image = tmp_path / "road1.png"
+    image.write_bytes(b"not decoded here")
+    train_set = [_sample(1, "stop", image=image)]
+    val = [_sample(2, "stop", image=image)]
+
+    write_yolo_dataset(train_set, val, tmp_path / "yolo", repeats=[3])
+
+    labels = sorted(p.name for p in (tmp_path / "yolo/labels/train").iterdir())
+    images = sorted(p.name for p in (tmp_path / "yolo/images/train").iterdir())
+    assert labels == ["road1.r1.txt", "road1.r2.txt", "road1.txt"]
+    assert images == ["road1.png", "road1.r1.png", "road1.r2.png"]
+    texts = {(tmp_path / "yolo/labels/train" / n).read_text() for n in labels}
+    assert texts == {"3 0.300000 0.300000 0.400000 0.400000\n"}
+    assert len(list((tmp_path / "yolo/labels/val").iterdir())) == 1
+    with pytest.raises(DatasetError, match="repeat factors"):
+        write_yolo_dataset(train_set, val, tmp_path / "yolo", repeats=[1, 2])
 
 
 def test_evaluate_refuses_missing_weights(tmp_path: Path) -> None:
