@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--limit", type=int, help="use only N images per split (smoke runs)"
     )
+    train.add_argument(
+        "--save-period",
+        type=int,
+        default=-1,
+        help="also keep a checkpoint every N epochs (to compare on mAP50 and per class)",
+    )
     train.add_argument("--ship", type=Path, help="copy the stripped best weights here")
 
     evaluate = commands.add_parser(
@@ -192,7 +198,11 @@ def _train(args: argparse.Namespace) -> int:
         limit=args.limit,
         start=args.start,
         repeat_threshold=args.repeat_threshold,
-        extra={"warmup_epochs": args.warmup_epochs, "cache": True},
+        extra={
+            "warmup_epochs": args.warmup_epochs,
+            "cache": True,
+            "save_period": args.save_period,
+        },
     )
     if args.lr0 is not None:
         # An explicit rate needs an explicit optimizer: "auto" ignores lr0.
