@@ -116,7 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate", help="report mAP of weights on a VOC folder"
     )
-    evaluate.add_argument("--weights", type=Path, default=config.DEFAULT_WEIGHTS)
+    evaluate.add_argument(
+        "--weights",
+        type=Path,
+        nargs="+",
+        default=[config.DEFAULT_WEIGHTS],
+        help="one or more checkpoints; several print one comparison row each",
+    )
     evaluate.add_argument("--data", type=Path, default=_SHARED / "road-signs")
     evaluate.add_argument("--split", choices=("val", "all"), default="val")
     evaluate.add_argument("--imgsz", type=int, default=config.MODEL_IMGSZ)
@@ -217,16 +223,21 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .training import evaluate, report_json
+    from .training import comparison_table, evaluate, report_json
 
     logging.basicConfig(level=logging.WARNING)
-    report = evaluate(
-        args.weights, args.data, args.cache, args.imgsz, args.device, args.split
-    )
+    reports = [
+        evaluate(w, args.data, args.cache, args.imgsz, args.device, args.split)
+        for w in args.weights
+    ]
     if args.json:
-        print(report_json(report))
-    else:
+        print(report_json(reports[0] if len(reports) == 1 else reports))
+    elif len(reports) == 1:
+        report = reports[0]
         print(f"weights {report.weights}, {report.images} images, imgsz {report.imgsz}")
         print(report.as_table())
         print(f"inference {report.ms_per_image:.1f} ms/image")
+    else:
+        print(f"{reports[0].images} images, imgsz {args.imgsz}")
+        print(comparison_table(reports))
     return 0

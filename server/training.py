@@ -260,8 +260,34 @@ def _report(
     )
 
 
-def report_json(report: EvalReport) -> str:
-    """Serialise a report for `signwatch evaluate --json`."""
+def comparison_table(reports: list[EvalReport]) -> str:
+    """One Markdown row per set of weights: the means, each class's mAP50 and
+    the weakest class, the figure a "no class below X" target is judged on."""
+    classes = list(dict.fromkeys(name for r in reports for name in r.per_class))
+    rows = [
+        "| weights | mAP50 | mAP50-95 | " + " | ".join(classes) + " | weakest class |",
+        "|---|---:|---:|" + "---:|" * (len(classes) + 1),
+    ]
+    for r in reports:
+        # A class without boxes in this data has no AP: shown as "-", not 0.
+        per_class = [
+            r.per_class[name]["map50"] for name in classes if name in r.per_class
+        ]
+        cells = " | ".join(
+            f"{r.per_class[name]['map50']:.3f}" if name in r.per_class else "-"
+            for name in classes
+        )
+        weakest = min(per_class, default=float("nan"))
+        rows.append(
+            f"| {r.weights} | {r.map50:.3f} | {r.map50_95:.3f} | {cells} | {weakest:.3f} |"
+        )
+    return "\n".join(rows)
+
+
+def report_json(report: EvalReport | list[EvalReport]) -> str:
+    """Serialise a report (or a list of them) for `signwatch evaluate --json`."""
+    if isinstance(report, list):
+        return json.dumps([r.__dict__ for r in report], indent=2)
     return json.dumps(report.__dict__, indent=2)
 
 

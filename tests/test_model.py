@@ -14,7 +14,7 @@ from support import PROJECT, ROAD_SIGNS, SHARED, WEIGHTS
 from server import offline
 from server.config import MODEL_IMGSZ
 from server.errors import DatasetError
-from server.training import TrainConfig, evaluate, train
+from server.training import TrainConfig, build_initial_checkpoint, evaluate, train
 from server.voc import (
     CLASSES,
     Box,
@@ -134,6 +134,36 @@ def test_evaluate_command_prints_json(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert report["images"] == 120 and 0 < report["map50"] <= 1
+
+
+@pytest.mark.slow
+def test_evaluate_command_compares_several_weights(tmp_path: Path) -> None:
+    # Two checkpoints that differ: the shipped weights and an untrained one
+    # (pretrained backbone, fresh head), which scores far lower.
+    weak = build_initial_checkpoint(
+        SHARED / "pretrained" / "yolov5n-coco.state_dict.pt", tmp_path / "init.pt"
+    )
+    command = [sys.executable, "-m", "server", "evaluate", "--cache", str(tmp_path / "e"),
+               "--weights", str(WEIGHTS), str(weak)]  # fmt: skip
+    table = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, cwd=PROJECT
+    )
+    as_json = subprocess.run(
+        [*command, "--json"], capture_output=True, text=True, timeout=600, cwd=PROJECT
+    )
+    assert table.returncode == 0 and as_json.returncode == 0, table.stderr[-2000:]
+
+    reports = json.loads(as_json.stdout)
+    assert [r["weights"] for r in reports] == [str(WEIGHTS), str(weak)]
+    assert reports[0]["map50"] > reports[1]["map50"]
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| ")]
+    assert rows[0].split(" | ")[1:3] == ["mAP50", "mAP50-95"]
+    shipped, weak_row = (row.strip("| ").split(" | ") for row in rows[1:])
+    weakest = min(r["map50"] for r in reports[0]["per_class"].values())
+    assert shipped[0] == str(WEIGHTS)
+    assert float(shipped[1]) == pytest.approx(reports[0]["map50"], abs=5e-4)
+    assert float(shipped[-1]) == pytest.approx(weakest, abs=5e-4)
+    assert weak_row[0] == str(weak)
 
 
 def _sample(index: int, *names: str, image: Path = Path("x.png")) -> Sample:
