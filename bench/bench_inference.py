@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from server import offline  # noqa: E402
+from server.config import MODEL_IMGSZ  # noqa: E402
 from server.inference import (  # noqa: E402
     InferenceOptions,
     YoloDetector,
@@ -143,7 +144,7 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--weights", type=Path, default=REPO / "models" / "signwatch-signs.pt"
     )
-    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--imgsz", type=int, default=MODEL_IMGSZ)
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
