@@ -264,7 +264,7 @@ class YoloDetector:
             workers: model copies that predict parts of a batch in parallel
                 threads, each with an equal share of the CPU cores but one
                 (one core is left to the decoder). By default one per core
-                with ONNX Runtime (2.46x `predict` against 1.57x for one, on
+                with ONNX Runtime (2.24x `predict` against 1.43x for one, on
                 the idle 2-core machine of bench/), one with torch or OpenVINO.
 
         Raises:
