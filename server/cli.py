@@ -223,13 +223,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .training import comparison_table, evaluate, report_json
+    from .training import comparison_table, evaluate_many, report_json
 
     logging.basicConfig(level=logging.WARNING)
-    reports = [
-        evaluate(w, args.data, args.cache, args.imgsz, args.device, args.split)
-        for w in args.weights
-    ]
+    reports = evaluate_many(
+        args.weights, args.data, args.cache, args.imgsz, args.device, args.split
+    )
     if args.json:
         print(report_json(reports[0] if len(reports) == 1 else reports))
     elif len(reports) == 1:

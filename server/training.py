@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,10 +198,24 @@ def evaluate(
     device: str = "cpu",
     split: str = "val",
 ) -> EvalReport:
+    """Evaluate one set of weights; see `evaluate_many`."""
+    return evaluate_many([weights], voc_root, cache, imgsz, device, split)[0]
+
+
+def evaluate_many(
+    weights: Sequence[Path],
+    voc_root: Path,
+    cache: Path,
+    imgsz: int = MODEL_IMGSZ,
+    device: str = "cpu",
+    split: str = "val",
+) -> list[EvalReport]:
     """Evaluate weights on a VOC folder with ultralytics' validator.
 
+    The data set is converted once and shared by every checkpoint.
+
     Args:
-        weights: a `.pt` checkpoint.
+        weights: `.pt` checkpoints, all checked before any is evaluated.
         voc_root: VOC folder; its block split decides which images are used.
         cache: scratch folder for the YOLO layout.
         split: "val" for the validation blocks, "all" for every image.
@@ -208,8 +223,9 @@ def evaluate(
     offline.configure()
     from ultralytics import YOLO  # type: ignore[attr-defined]
 
-    if not weights.is_file():
-        raise ModelError(f"Weights {str(weights)!r} do not exist.")
+    for path in weights:
+        if not path.is_file():
+            raise ModelError(f"Weights {str(path)!r} do not exist.")
     samples = load_voc(voc_root)
     if split == "all":
         data_yaml = write_yolo_dataset(samples, samples, cache)
@@ -218,20 +234,22 @@ def evaluate(
         train_set, val = split_blocks(samples)
         data_yaml = write_yolo_dataset(train_set[:1], val, cache)
         images = len(val)
-    model = YOLO(str(weights))
-    metrics = model.val(
-        data=str(data_yaml),
-        imgsz=imgsz,
-        device=device,
-        plots=False,
-        verbose=False,
-        batch=16,
-        workers=0,
-        project=str(cache.resolve()),
-        name="val",
-        exist_ok=True,
-    )
-    return _report(weights, voc_root, imgsz, images, metrics)
+    reports = []
+    for path in weights:
+        metrics = YOLO(str(path)).val(
+            data=str(data_yaml),
+            imgsz=imgsz,
+            device=device,
+            plots=False,
+            verbose=False,
+            batch=16,
+            workers=0,
+            project=str(cache.resolve()),
+            name="val",
+            exist_ok=True,
+        )
+        reports.append(_report(path, voc_root, imgsz, images, metrics))
+    return reports
 
 
 def _report(
@@ -270,14 +288,9 @@ def comparison_table(reports: list[EvalReport]) -> str:
     ]
     for r in reports:
         # A class without boxes in this data has no AP: shown as "-", not 0.
-        per_class = [
-            r.per_class[name]["map50"] for name in classes if name in r.per_class
-        ]
-        cells = " | ".join(
-            f"{r.per_class[name]['map50']:.3f}" if name in r.per_class else "-"
-            for name in classes
-        )
-        weakest = min(per_class, default=float("nan"))
+        scores = {n: r.per_class[n]["map50"] for n in classes if n in r.per_class}
+        cells = " | ".join(f"{scores[n]:.3f}" if n in scores else "-" for n in classes)
+        weakest = min(scores.values(), default=float("nan"))
         rows.append(
             f"| {r.weights} | {r.map50:.3f} | {r.map50_95:.3f} | {cells} | {weakest:.3f} |"
         )

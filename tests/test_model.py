@@ -14,7 +14,13 @@ from support import PROJECT, ROAD_SIGNS, SHARED, WEIGHTS
 from server import offline
 from server.config import MODEL_IMGSZ
 from server.errors import DatasetError
-from server.training import TrainConfig, build_initial_checkpoint, evaluate, train
+from server.training import (
+    TrainConfig,
+    build_initial_checkpoint,
+    evaluate,
+    evaluate_many,
+    train,
+)
 from server.voc import (
     CLASSES,
     Box,
@@ -210,3 +216,7 @@ def test_evaluate_refuses_missing_weights(tmp_path: Path) -> None:
 
     with pytest.raises(ModelError, match="do not exist"):
         evaluate(tmp_path / "nope.pt", ROAD_SIGNS, tmp_path / "eval")
+    # With several checkpoints a missing one is refused before any is run.
+    with pytest.raises(ModelError, match=r"nope\.pt"):
+        evaluate_many([WEIGHTS, tmp_path / "nope.pt"], ROAD_SIGNS, tmp_path / "eval")
+    assert not (tmp_path / "eval").exists()
